@@ -1,0 +1,87 @@
+"""Stored documents (report PDFs, raw inbound mail) on disk: encrypted, private, written atomically.
+
+Files are 0600 in 0700 folders and named by a random token, never by anything about the customer. A file
+is fsynced and renamed into place before the database row that names it is committed, so a crash leaves
+at worst an orphan file (which `doctor` reports), never a row pointing at nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+
+class Cipher(Protocol):
+    def encrypt(self, data: bytes) -> bytes: ...
+    def decrypt(self, data: bytes) -> bytes: ...
+
+
+class PlainCipher:
+    """For `[gpg] encrypt_at_rest = false` (test systems only): stores bytes as they are."""
+
+    def encrypt(self, data: bytes) -> bytes:
+        return data
+
+    def decrypt(self, data: bytes) -> bytes:
+        return data
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    path: Path
+    sha256: str
+    size: int
+
+
+class DocumentStore:
+    def __init__(self, root: Path, cipher: Cipher, *, encrypted: bool) -> None:
+        self.root = root
+        self.cipher = cipher
+        self.encrypted = encrypted
+
+    def put(self, data: bytes, *, kind: str) -> StoredFile:
+        """Encrypt and write `data`; returns where it went and the sha256 of the plain bytes."""
+        folder = self.root / kind
+        ensure_private_dir(folder)
+        suffix = ".gpg" if self.encrypted else ".bin"
+        path = folder / f"{secrets.token_hex(16)}{suffix}"
+        write_private(path, self.cipher.encrypt(data))
+        return StoredFile(path=path, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+
+    def get(self, path: Path) -> bytes:
+        return self.cipher.decrypt(path.read_bytes())
+
+    @staticmethod
+    def delete(path: Path) -> None:
+        path.unlink(missing_ok=True)
+
+
+def ensure_private_dir(folder: Path) -> None:
+    """Create `folder` (and parents) as 0700; tighten an existing one that is looser."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if folder.stat().st_mode & 0o077:
+        folder.chmod(0o700)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write via a temporary file in the same folder, fsync, rename: the file is whole or absent."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

@@ -1,0 +1,236 @@
+"""Table models. All of them live here (SQLModel's advice, to avoid import cycles).
+
+Times are stored in UTC and come back timezone-aware on SQLite and PostgreSQL alike. States are stored as
+their readable text. No column ever holds a clear NI number; `nino_hmac` is a keyed hash for matching.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlmodel import Column, Field, SQLModel
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """A DateTime that refuses naive values and always returns aware UTC, also on SQLite."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; times must be timezone-aware")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _when(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UtcDateTime(), nullable=nullable, index=index))
+
+
+def _json(default: Any) -> Any:
+    return Field(default_factory=lambda: default.copy(), sa_column=Column(sa.JSON(), nullable=False))
+
+
+class Case(SQLModel, table=True):
+    __tablename__ = "cases"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_ref: str = Field(max_length=64, unique=True, index=True)
+    atw_ref: str | None = Field(default=None, max_length=64, index=True)
+    prap_id: str | None = Field(default=None, max_length=64, index=True)
+    nino_hmac: str | None = Field(default=None, max_length=64, index=True)
+    performance_manager: str | None = Field(default=None, max_length=254)
+    restricted: bool = False  # MAPPA / keeping interactions safe: no automatic sending, details hidden
+    font_exception: bool = False  # Annex F allows another format where the customer's disability needs it
+    created_at: datetime = _when(nullable=False)
+    erased_at: datetime | None = _when()
+    erasure_request_ref: str | None = Field(default=None, max_length=128)
+
+
+class Document(SQLModel, table=True):
+    __tablename__ = "documents"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    sha256: str = Field(max_length=64, index=True)
+    size: int
+    pages: int | None = None
+    stored_path: str | None = Field(default=None, max_length=1024)  # None once purged or erased
+    encrypted: bool = True
+    created_at: datetime = _when(nullable=False)
+    purged_at: datetime | None = _when()
+
+
+class Submission(SQLModel, table=True):
+    __tablename__ = "submissions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    document_id: int = Field(foreign_key="documents.id")
+    report_type: str = Field(max_length=64)
+    version: int = 1
+    supersedes_id: int | None = Field(default=None, foreign_key="submissions.id")
+    state: str = Field(max_length=32, index=True)
+    # Generated and committed before the first attempt and reused on every retry, so a crash between the
+    # server's 250 and our commit can at worst resend the same Message-ID.
+    message_id: str | None = Field(default=None, max_length=255, unique=True)
+    attempts: int = 0
+    next_attempt_at: datetime | None = _when(index=True)
+    lease_until: datetime | None = _when()
+    last_smtp_code: int | None = None
+    last_smtp_text: str | None = Field(default=None, max_length=1024)
+    sent_reply: str | None = Field(default=None, max_length=1024)  # the server's reply to DATA: evidence
+    preflight: dict[str, Any] = _json({})
+    dwp_reference: str | None = Field(default=None, max_length=128)
+    rejection_reasons: list[str] = _json([])
+    created_at: datetime = _when(nullable=False)
+    queued_at: datetime | None = _when()
+    sent_at: datetime | None = _when()
+    acknowledged_at: datetime | None = _when()
+    rejected_at: datetime | None = _when()
+    accepted_at: datetime | None = _when()
+    failed_at: datetime | None = _when()
+
+    @property
+    def token(self) -> str:
+        """The submission token carried in subjects, e.g. S-000123; it holds no personal data."""
+        return f"S-{self.id:06d}"
+
+
+class Notice(SQLModel, table=True):
+    """Mail we write ourselves (reminders, escalations, alerts), sent through the same durable outbox."""
+
+    __tablename__ = "notices"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32)  # reminder | escalation | alert
+    case_id: int | None = Field(default=None, foreign_key="cases.id", index=True)
+    submission_id: int | None = Field(default=None, foreign_key="submissions.id")
+    recipients: list[str] = _json([])
+    subject: str = Field(max_length=255)
+    body: str
+    message_id: str = Field(max_length=255, unique=True)
+    in_reply_to: str | None = Field(default=None, max_length=255)
+    state: str = Field(max_length=32, index=True)
+    attempts: int = 0
+    next_attempt_at: datetime | None = _when(index=True)
+    lease_until: datetime | None = _when()
+    last_smtp_code: int | None = None
+    last_smtp_text: str | None = Field(default=None, max_length=1024)
+    sent_reply: str | None = Field(default=None, max_length=1024)
+    created_at: datetime = _when(nullable=False)
+    sent_at: datetime | None = _when()
+
+
+class InboundMessage(SQLModel, table=True):
+    __tablename__ = "inbound_messages"
+    __table_args__ = (
+        sa.UniqueConstraint("mailbox", "uidvalidity", "uid", name="uq_inbound_uid"),
+        sa.UniqueConstraint("message_id", "raw_sha256", name="uq_inbound_content"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    mailbox: str = Field(max_length=255)  # "imap:user@host/INBOX" or "ingest"
+    uidvalidity: int | None = Field(default=None, sa_column=Column(sa.BigInteger()))
+    uid: int | None = Field(default=None, sa_column=Column(sa.BigInteger()))
+    message_id: str = Field(max_length=998, index=True)
+    raw_sha256: str = Field(max_length=64)
+    raw_size: int = 0
+    stored_path: str | None = Field(default=None, max_length=1024)
+    state: str = Field(max_length=32, index=True)
+    kind: str = Field(max_length=32)
+    trusted: bool = False
+    trust_reason: str = Field(default="", max_length=512)
+    sender: str = Field(default="", max_length=320)
+    subject: str = Field(default="", max_length=998)
+    in_reply_to: str | None = Field(default=None, max_length=998)
+    rules: list[str] = _json([])
+    reasons: list[str] = _json([])
+    case_id: int | None = Field(default=None, foreign_key="cases.id", index=True)
+    submission_id: int | None = Field(default=None, foreign_key="submissions.id", index=True)
+    match_method: str | None = Field(default=None, max_length=64)
+    detail: str = Field(default="", max_length=2048)
+    received_at: datetime = _when(nullable=False)
+    processed_at: datetime | None = _when()
+    assigned_by: str | None = Field(default=None, max_length=128)
+
+
+class FolderCursor(SQLModel, table=True):
+    """How far the watcher has read a folder: correctness comes from here, never from IDLE."""
+
+    __tablename__ = "folder_cursors"
+
+    mailbox: str = Field(primary_key=True, max_length=255)
+    uidvalidity: int = Field(sa_column=Column(sa.BigInteger(), nullable=False))
+    last_uid: int = Field(default=0, sa_column=Column(sa.BigInteger(), nullable=False))
+    updated_at: datetime = _when(nullable=False)
+
+
+class Clock(SQLModel, table=True):
+    __tablename__ = "clocks"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32)
+    state: str = Field(max_length=32, index=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    submission_id: int = Field(foreign_key="submissions.id", index=True)
+    started_at: datetime = _when(nullable=False)
+    due_at: datetime = _when(nullable=False, index=True)
+    calendar: str = Field(max_length=64)
+    holidays_version: str = Field(max_length=32)
+    closed_at: datetime | None = _when()
+
+
+class Escalation(SQLModel, table=True):
+    """One row per (clock, level), written in the same transaction as its notice: never twice."""
+
+    __tablename__ = "escalations"
+    __table_args__ = (sa.UniqueConstraint("clock_id", "level", name="uq_escalation_level"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    clock_id: int = Field(foreign_key="clocks.id", index=True)
+    level: str = Field(max_length=32)
+    kind: str = Field(max_length=32)  # reminder | escalation | accept | skipped
+    notice_id: int | None = Field(default=None, foreign_key="notices.id")
+    recipients: list[str] = _json([])
+    created_at: datetime = _when(nullable=False)
+
+
+class Tombstone(SQLModel, table=True):
+    """What is left of an erased case: enough to prove the erasure and refuse later sends, nothing more."""
+
+    __tablename__ = "tombstones"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_ref_hash: str = Field(max_length=64, unique=True)
+    request_ref: str = Field(max_length=128)
+    case_created_at: datetime = _when(nullable=False)
+    erased_at: datetime = _when(nullable=False)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Append-only and hash-chained: `mailroom audit verify` finds an edited or deleted row."""
+
+    __tablename__ = "audit_events"
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    at: datetime = _when(nullable=False)
+    actor: str = Field(max_length=128)
+    entity: str = Field(max_length=32)
+    entity_id: int | None = Field(default=None, index=True)
+    action: str = Field(max_length=64)
+    from_state: str | None = Field(default=None, max_length=32)
+    to_state: str | None = Field(default=None, max_length=32)
+    detail: dict[str, Any] = _json({})
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)

@@ -1,0 +1,46 @@
+"""Builds the real adapters from settings: the one place that knows which class implements what."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy.engine import Engine
+
+from mailroom.config import Settings
+from mailroom.db import make_engine, require_current_schema
+from mailroom.documents import Cipher, DocumentStore, PlainCipher
+from mailroom.errors import ConfigError
+from mailroom.service import Mailroom
+
+
+def system_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def make_cipher(settings: Settings) -> Cipher:
+    if not settings.gpg.encrypt_at_rest:
+        return PlainCipher()
+    from outbox.crypto import DocumentCrypto
+
+    from outbox.errors import CryptoError
+
+    try:
+        crypto = DocumentCrypto(
+            str(settings.gpg.home), settings.gpg.recipients, gpg_binary=settings.gpg.binary
+        )
+        crypto.check()
+    except CryptoError as exc:
+        raise ConfigError(settings.source, "[gpg]", str(exc)) from None
+    return crypto
+
+
+def make_mailroom(
+    settings: Settings, *, engine: Engine | None = None, now: Callable[[], datetime] = system_now
+) -> Mailroom:
+    engine = engine or make_engine(settings.store.url)
+    require_current_schema(engine)
+    documents = DocumentStore(
+        settings.store.documents_dir, make_cipher(settings), encrypted=settings.gpg.encrypt_at_rest
+    )
+    return Mailroom(settings, engine, documents, now)

@@ -1,0 +1,1 @@
+"""Outbound side: compose, encrypt, send. Nothing from `mailroom` or `parsers`."""
