@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -21,9 +22,12 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from mailroom.clockwork import ClockKeeper
 from mailroom.config import Settings, config_path, load_settings
-from mailroom.errors import EX_FAILURE, EX_USAGE, MailroomError
+from mailroom.errors import EX_FAILURE, EX_USAGE, InputError, MailroomError
+from mailroom.inbound import Inbox
 from mailroom.service import Mailroom, NewCase
+from mailroom.wiring import system_now
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -36,19 +40,52 @@ class Cli:
     """What every command needs, built lazily so `--help` works without a config file."""
 
     config: str | None = None
+    _now: Callable[[], datetime] = field(default=system_now, repr=False)
     _settings: Settings | None = field(default=None, repr=False)
     _mailroom: Mailroom | None = field(default=None, repr=False)
+    _clocks: ClockKeeper | None = field(default=None, repr=False)
 
     def settings(self) -> Settings:
         if self._settings is None:
             self._settings = load_settings(config_path(self.config))
         return self._settings
 
+    def now(self, at: str | None) -> Callable[[], datetime]:
+        """The clock for this command: the real one, or a moved one with --at (test_mode only)."""
+        if at is None:
+            return system_now
+        if not self.settings().daemon.test_mode:
+            raise InputError("--at (time travel) needs [daemon] test_mode = true; never on a live system")
+        try:
+            start = datetime.fromisoformat(at)
+        except ValueError:
+            raise InputError(f"--at: not an ISO 8601 time like 2026-12-01T10:00:00+00:00: {at!r}") from None
+        if start.tzinfo is None:
+            raise InputError("--at: give a time zone, e.g. 2026-12-01T10:00:00+00:00")
+        offset = start - system_now()
+        return lambda: system_now() + offset
+
+    def inbox(self) -> Inbox:
+        mailroom = self.mailroom()
+        return Inbox(
+            self.settings(),
+            mailroom.engine,
+            mailroom.documents,
+            mailroom.now,
+            self.clocks(),
+            mailroom.nino_key,
+        )
+
+    def clocks(self) -> ClockKeeper:
+        if self._clocks is None:
+            self._clocks = ClockKeeper(self.settings())
+        return self._clocks
+
     def mailroom(self) -> Mailroom:
         if self._mailroom is None:
             from mailroom.wiring import make_mailroom
 
-            self._mailroom = make_mailroom(self.settings())
+            self._mailroom = make_mailroom(self.settings(), now=self._now)
         return self._mailroom
 
 
@@ -283,6 +320,279 @@ def queue_group(ctx: click.Context, state: str | None, as_json: bool) -> None:
             for r in rows
         ],
     )
+
+
+def _queue_action(name: str, verb: str, help_text: str) -> None:
+    @queue_group.command(name, help=help_text)
+    @click.argument("submission_id", type=int)
+    @json_option
+    @pass_cli
+    def command(cli: Cli, submission_id: int, as_json: bool) -> None:
+        submission = getattr(cli.mailroom(), name)(submission_id, actor=actor())
+        if as_json:
+            print_json({"id": submission.id, "state": submission.state})
+        else:
+            out.print(f"submission {submission.id} {verb}: now {submission.state}")
+
+
+_queue_action("hold", "held", "Stop a submission going out until it is released.")
+_queue_action("release", "released", "Queue a held submission (restricted cases go out only this way).")
+_queue_action("retry", "queued again", "Send a failed or deferred submission again now, same Message-ID.")
+_queue_action("cancel", "cancelled", "Never send this submission; its clocks stop too.")
+
+
+# -- the daemon ------------------------------------------------------------------------------------------
+
+
+@app.command("run")
+@click.option("--once", is_flag=True, help="One pass of every runner, then exit.")
+@click.option("--at", "at", metavar="ISO8601", help="Pretend it is this time ([daemon] test_mode only).")
+@json_option
+@pass_cli
+def run_daemon(cli: Cli, once: bool, at: str | None, as_json: bool) -> None:
+    """Run the daemon: intake, outbox, inbox and deadline runners."""
+    import asyncio
+
+    from mailroom.daemon import build, run_forever, run_once
+    from mailroom.logs import configure
+
+    settings = cli.settings()
+    configure(settings.daemon.log_level)
+    now = cli.now(at)
+    parts = build(settings, now=now)
+    if once:
+        report = asyncio.run(run_once(parts))
+        if as_json:
+            print_json(report)
+        else:
+            out.print(" ".join(f"{k}={v}" for k, v in report.items()))
+        return
+    asyncio.run(run_forever(parts))
+
+
+# -- inbound mail --------------------------------------------------------------------------------------------
+
+
+@app.command("parse")
+@click.argument("eml", type=click.Path(path_type=Path))
+@json_option
+@pass_cli
+def parse(cli: Cli, eml: Path, as_json: bool) -> None:
+    """Classify a saved message offline and print what was found; changes nothing."""
+    from mailroom.inbound import classify_policy, read_message, reading_view
+
+    settings = cli.settings()
+    view = reading_view(read_message(_read_file(eml), settings, classify_policy(settings)), settings)
+    if as_json:
+        print_json(view)
+        return
+    for key, value in view.items():
+        out.print(f"{key:>18}: {value}", markup=False)
+
+
+@app.command("ingest")
+@click.argument("emls", nargs=-1, required=True, type=click.Path(path_type=Path))
+@json_option
+@pass_cli
+def ingest(cli: Cli, emls: tuple[Path, ...], as_json: bool) -> None:
+    """Process saved messages as if they had arrived (the same pipeline as IMAP)."""
+    inbox = cli.inbox()
+    results = []
+    for eml in emls:
+        result = inbox.ingest(_read_file(eml), mailbox="ingest")
+        results.append(
+            {
+                "file": str(eml),
+                "id": result.inbound_id,
+                "kind": result.kind,
+                "state": result.state,
+                "duplicate": result.duplicate,
+                "detail": result.detail,
+            }
+        )
+    if as_json:
+        print_json(results)
+        return
+    print_table(
+        "Ingested",
+        ["file", "message", "kind", "state", "note"],
+        [
+            [r["file"], r["id"], r["kind"], r["state"], "duplicate" if r["duplicate"] else r["detail"]]
+            for r in results
+        ],
+    )
+
+
+@app.group("inbox", invoke_without_command=True)
+@click.option("--state", help="unmatched, quarantined, ... (default: both of those).")
+@json_option
+@click.pass_context
+def inbox_group(ctx: click.Context, state: str | None, as_json: bool) -> None:
+    """Inbound mail waiting for a person; subcommands decide about one."""
+    if ctx.invoked_subcommand is not None:
+        return
+    rows = ctx.find_object(Cli).inbox().listing(state=state)  # type: ignore[union-attr]
+    if as_json:
+        print_json(rows)
+        return
+    print_table(
+        "Inbox",
+        ["id", "state", "kind", "trusted", "sender", "received", "why"],
+        [
+            [r["id"], r["state"], r["kind"], r["trusted"], r["sender"], r["received_at"], r["detail"]]
+            for r in rows
+        ],
+    )
+
+
+@inbox_group.command("assign")
+@click.argument("message_id", type=int)
+@click.argument("case_ref")
+@click.option(
+    "--submission", "submission_id", type=int, help="Which submission (default: the only sent one)."
+)
+@json_option
+@pass_cli
+def inbox_assign(cli: Cli, message_id: int, case_ref: str, submission_id: int | None, as_json: bool) -> None:
+    """Say which case a message is about; its effects apply as if it had matched (audited as you)."""
+    row = cli.inbox().assign(message_id, case_ref, submission_id=submission_id, actor=actor())
+    if as_json:
+        print_json({"id": row.id, "state": row.state, "submission_id": row.submission_id})
+    else:
+        out.print(f"message {row.id} assigned to submission {row.submission_id}")
+
+
+@inbox_group.command("dismiss")
+@click.argument("message_id", type=int)
+@json_option
+@pass_cli
+def inbox_dismiss(cli: Cli, message_id: int, as_json: bool) -> None:
+    """Take a message out of the review queue without any effect."""
+    row = cli.inbox().dismiss(message_id, actor=actor())
+    if as_json:
+        print_json({"id": row.id, "state": row.state})
+    else:
+        out.print(f"message {row.id} dismissed")
+
+
+# -- clocks, escalations, audit -----------------------------------------------------------------------------
+
+
+@app.command("clocks")
+@click.option("--as-of", "as_of", metavar="DATE", help="Show what would fire on this date (YYYY-MM-DD).")
+@json_option
+@pass_cli
+def clocks(cli: Cli, as_of: str | None, as_json: bool) -> None:
+    """Running clocks, and what would fire on a date: check a policy before it bites."""
+    day = _date(as_of) if as_of else cli.now(None)().astimezone(cli.clocks().calendar.tz).date()
+    rows = cli.clocks().preview(cli.mailroom().engine, day)
+    if as_json:
+        print_json({"as_of": day.isoformat(), "clocks": rows})
+        return
+    print_table(
+        f"Clocks as of {day.isoformat()}",
+        ["clock", "case", "submission", "kind", "state", "due", "fires"],
+        [
+            [
+                r["clock_id"],
+                r["case_ref"],
+                r["submission_id"],
+                r["kind"],
+                r["state"],
+                r["due_at"],
+                ", ".join(f"{f['level']} ({f['action']})" for f in r["fires"]),
+            ]
+            for r in rows
+        ],
+    )
+
+
+@app.command("escalations")
+@json_option
+@pass_cli
+def escalations(cli: Cli, as_json: bool) -> None:
+    """Reminders and escalations fired, newest first."""
+    rows = cli.mailroom().escalations()
+    if as_json:
+        print_json(rows)
+        return
+    print_table(
+        "Escalations",
+        ["case", "submission", "clock", "level", "to", "created", "notice"],
+        [
+            [
+                r["case_ref"],
+                r["submission_id"],
+                r["clock"],
+                r["level"],
+                ", ".join(r["to"]),
+                r["created_at"],
+                r["notice_state"],
+            ]
+            for r in rows
+        ],
+    )
+
+
+@app.group("audit")
+def audit_group() -> None:
+    """The audit trail."""
+
+
+@audit_group.command("verify")
+@json_option
+@pass_cli
+def audit_verify(cli: Cli, as_json: bool) -> None:
+    """Check the hash chain: finds an edited, deleted or reordered event. Exit 1 if broken."""
+    count, problems = cli.mailroom().verify_audit()
+    if as_json:
+        print_json({"events": count, "intact": not problems, "problems": problems})
+    else:
+        for problem in problems:
+            err.print(f"mailroom: audit: {problem}", markup=False)
+        out.print(f"{count} events, " + ("chain intact" if not problems else f"{len(problems)} problem(s)"))
+    if problems:
+        raise click.exceptions.Exit(EX_FAILURE)
+
+
+@app.command("preflight")
+@click.argument("pdf", type=click.Path(path_type=Path))
+@click.option("--case", "case_ref", help="Case reference (checks the report names this case).")
+@click.option("--type", "report_type", default="other", show_default=True, help="Report type.")
+@json_option
+@pass_cli
+def preflight_command(cli: Cli, pdf: Path, case_ref: str | None, report_type: str, as_json: bool) -> None:
+    """Run the checks `submit` runs on a PDF; changes nothing. Exit 1 if a blocking check fails."""
+    report = cli.mailroom().preflight(pdf, case_ref=case_ref, report_type=report_type)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        print_table(
+            f"Preflight of {pdf.name}: {'passes' if report.passed else 'BLOCKED'}",
+            ["check", "outcome", "page", "detail", "blocks"],
+            [
+                [f["check"], f["outcome"], f["page"], f["detail"], "yes" if f["blocks"] else ""]
+                for f in report.to_dict()["findings"]
+            ],
+        )
+    if not report.passed:
+        raise click.exceptions.Exit(EX_FAILURE)
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def _date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"--as-of: not a date like 2026-12-24: {value!r}") from None
 
 
 # -- entry point -----------------------------------------------------------------------------------------

@@ -188,11 +188,26 @@ class IntakeSettings:
 @dataclass(frozen=True)
 class PreflightSettings:
     max_pages: int = 100
-    allowed_fonts: tuple[str, ...] = ("Arial", "ArialMT")
+    allowed_fonts: tuple[str, ...] = (
+        "Arial",
+        "ArialMT",
+        "Arial-BoldMT",
+        "Arial-ItalicMT",
+        "Arial-BoldItalicMT",
+        "Arial-Bold",
+        "Arial-Italic",
+        "Arial-BoldItalic",
+        "Arial,Bold",
+        "Arial,Italic",
+        "Arial,BoldItalic",
+    )
+    font_aliases: tuple[str, ...] = ()
     font_size: float = 12.0
+    font_size_tolerance: float = 0.5
     font_warn_share: float = 0.05
     font_fail_share: float = 0.20
     blocking: tuple[str, ...] = ("readable", "case_ref", "report_type", "employment_status")
+    signature_missing: Literal["warn", "fail"] = "warn"
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,8 @@ class Submission(SQLModel, table=True):
     last_smtp_text: str | None = Field(default=None, max_length=1024)
     sent_reply: str | None = Field(default=None, max_length=1024)  # the server's reply to DATA: evidence
     preflight: dict[str, Any] = _json({})
+    # The spool file this came from (name + sha256): a restart after a crash mid-intake finds it here.
+    intake_ref: str | None = Field(default=None, max_length=128, unique=True)
     dwp_reference: str | None = Field(default=None, max_length=128)
     rejection_reasons: list[str] = _json([])
     created_at: datetime = _when(nullable=False)

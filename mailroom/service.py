@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import re
-import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from mailroom import audit, store
 from mailroom.config import Settings, read_secret
@@ -24,9 +23,11 @@ from mailroom.db import transaction
 from mailroom.documents import DocumentStore
 from mailroom.errors import Conflict, InputError, NotFound
 from mailroom.identity import nino_hmac
-from mailroom.models import Case, Document, Submission
-from mailroom.states import SubmissionState
+from mailroom.models import Case, Clock, Document, Escalation, Notice, Submission
+from mailroom.notices import new_message_id
+from mailroom.states import SUBMISSION_MOVES, SubmissionState
 from parsers.errors import InvalidNino
+from parsers.preflight import Check, Outcome, PreflightPolicy, PreflightReport, preflight
 
 Now = Callable[[], datetime]
 PDF_MAGIC = b"%PDF-"
@@ -63,6 +64,7 @@ class Mailroom:
         self.now = now
         self._case_ref = re.compile(settings.matching.case_ref_pattern)
         self._hmac_key: bytes | None = None
+        self._preflight_policy: PreflightPolicy | None = None
 
     # -- cases -----------------------------------------------------------------------------------------
 
@@ -126,6 +128,13 @@ class Mailroom:
         return case
 
     def _nino_digest(self, nino: str) -> str:
+        key = self._nino_digest_key()
+        try:
+            return nino_hmac(key, nino)
+        except InvalidNino as exc:
+            raise InputError(str(exc)) from None
+
+    def _nino_digest_key(self) -> bytes:
         if self._hmac_key is None:
             key = read_secret(
                 self.settings.matching.nino_hmac_key_file,
@@ -133,10 +142,7 @@ class Mailroom:
                 key="[matching] nino_hmac_key_file",
             )
             self._hmac_key = key.encode("utf-8")
-        try:
-            return nino_hmac(self._hmac_key, nino)
-        except InvalidNino as exc:
-            raise InputError(str(exc)) from None
+        return self._hmac_key
 
     def _checked_manager(self, address: str | None) -> str | None:
         if not address:
@@ -215,24 +221,67 @@ class Mailroom:
     # -- submissions ---------------------------------------------------------------------------------
 
     def submit(
-        self, pdf: Path, *, case_ref: str, report_type: str, actor: str, supersedes: int | None = None
+        self,
+        pdf: Path,
+        *,
+        case_ref: str,
+        report_type: str,
+        actor: str,
+        supersedes: int | None = None,
+        intake_ref: str | None = None,
     ) -> Submission:
-        """Store the report encrypted and queue it; nothing is written if any check fails."""
-        data = self._read_pdf(pdf)
+        """Check, store (encrypted) and queue a report; nothing is written if the input is wrong.
+
+        A report that fails a blocking preflight check is kept as `preflight_failed` with its findings, so
+        people can see why; `queue hold` then `queue release` sends it anyway, on the record.
+        """
+        return self.submit_bytes(
+            self._read_pdf(pdf),
+            case_ref=case_ref,
+            report_type=report_type,
+            actor=actor,
+            supersedes=supersedes,
+            intake_ref=intake_ref,
+        )
+
+    def submit_bytes(
+        self,
+        data: bytes,
+        *,
+        case_ref: str,
+        report_type: str,
+        actor: str,
+        supersedes: int | None = None,
+        intake_ref: str | None = None,
+    ) -> Submission:
         if self.settings.report_type(report_type) is None:
             known = ", ".join(t.code for t in self.settings.report_types)
             raise InputError(f"unknown report type {report_type!r} (known: {known})")
         with transaction(self.engine) as session:
             case = store.require_case(session, case_ref)
             self._check_sendable_case(case)
-            assert case.id is not None
             if supersedes is not None:
                 self._check_supersedes(session, case, supersedes)
+            if intake_ref is not None and (done := store.submission_by_intake_ref(session, intake_ref)):
+                return done
+            font_exception = case.font_exception
+        # Outside the transaction: reading a long PDF must not hold the database's write lock.
+        report = preflight(
+            data,
+            self.preflight_policy,
+            case_ref=case.case_ref,
+            report_type=report_type,
+            font_exception=font_exception,
+        )
+        with transaction(self.engine) as session:
+            case = store.require_case(session, case_ref)
+            assert case.id is not None
             stored = self.documents.put(data, kind="reports")
             document = Document(
                 case_id=case.id,
                 sha256=stored.sha256,
                 size=stored.size,
+                pages=report.pages,
                 stored_path=str(stored.path),
                 encrypted=self.documents.encrypted,
                 created_at=self.now(),
@@ -247,6 +296,8 @@ class Mailroom:
                 version=store.latest_version(session, case.id, report_type) + 1,
                 supersedes_id=supersedes,
                 state=SubmissionState.RECEIVED,
+                preflight=report.to_dict(),
+                intake_ref=intake_ref,
                 created_at=self.now(),
             )
             session.add(submission)
@@ -261,8 +312,50 @@ class Mailroom:
                 to_state=SubmissionState.RECEIVED,
                 detail={"sha256": stored.sha256, "size": stored.size, "encrypted": self.documents.encrypted},
             )
-            self._queue(session, submission, case, actor=actor)
+            if report.passed:
+                self._queue(session, submission, case, actor=actor)
+            else:
+                failed = [f"{f.check}: {f.detail}" for f in report.blocking_failures]
+                store.move_submission(
+                    session,
+                    submission,
+                    SubmissionState.PREFLIGHT_FAILED,
+                    now=self.now(),
+                    actor=actor,
+                    action="preflight-failed",
+                    detail={"blocking": failed},
+                )
             return submission
+
+    def preflight(self, pdf: Path, *, case_ref: str | None, report_type: str) -> PreflightReport:
+        """`mailroom preflight`: the checks `submit` runs, with no change to anything."""
+        data = self._read_pdf(pdf)
+        font_exception = False
+        if case_ref:
+            with transaction(self.engine) as session:
+                case = store.require_case(session, case_ref)
+                font_exception, case_ref = case.font_exception, case.case_ref
+        return preflight(
+            data,
+            self.preflight_policy,
+            case_ref=case_ref or "",
+            report_type=report_type,
+            font_exception=font_exception,
+        )
+
+    @property
+    def preflight_policy(self) -> PreflightPolicy:
+        if self._preflight_policy is None:
+            self._preflight_policy = preflight_policy(self.settings)
+        return self._preflight_policy
+
+    def nino_key(self) -> bytes | None:
+        """The NI-number HMAC key, or None when none is configured (matching by NI number is then off)."""
+        if self.settings.matching.nino_hmac_key_file is None:
+            return None
+        if self._hmac_key is None:
+            self._nino_digest_key()
+        return self._hmac_key
 
     def _read_pdf(self, pdf: Path) -> bytes:
         try:
@@ -323,9 +416,7 @@ class Mailroom:
         )
 
     def _message_id(self, submission: Submission) -> str:
-        domain = self.settings.provider.from_address.rsplit("@", 1)[1]
-        stamp = self.now().strftime("%Y%m%d%H%M%S")
-        return f"<{stamp}.{submission.token}.{secrets.token_hex(6)}@{domain}>"
+        return new_message_id(self.settings, label=submission.token, now=self.now())
 
     def queue(self, *, state: str | None = None) -> list[dict[str, Any]]:
         if state is not None and state not in set(SubmissionState):
@@ -349,6 +440,102 @@ class Mailroom:
                     }
                 )
             return rows
+
+    def escalations(self) -> list[dict[str, Any]]:
+        """Every reminder and escalation fired, newest first, with the state of its notice."""
+        with transaction(self.engine) as session:
+            rows = session.exec(
+                select(Escalation, Clock, Case, Notice)
+                .join(Clock, col(Clock.id) == col(Escalation.clock_id))
+                .join(Case, col(Case.id) == col(Clock.case_id))
+                .join(Notice, col(Notice.id) == col(Escalation.notice_id), isouter=True)
+                .order_by(col(Escalation.id).desc())
+            ).all()
+            return [
+                {
+                    "id": e.id,
+                    "case_ref": case.case_ref,
+                    "submission_id": clock.submission_id,
+                    "clock": clock.kind,
+                    "level": e.level,
+                    "kind": e.kind,
+                    "to": e.recipients,
+                    "created_at": _iso(e.created_at),
+                    "notice_state": notice.state if notice else None,
+                    "sent_at": _iso(notice.sent_at) if notice else None,
+                }
+                for e, clock, case, notice in rows
+            ]
+
+    def verify_audit(self) -> tuple[int, list[str]]:
+        with transaction(self.engine) as session:
+            events = audit.all_events(session)
+            return len(events), audit.verify(events)
+
+    # -- admin actions on the queue ------------------------------------------------------------------
+
+    def hold(self, submission_id: int, *, actor: str) -> Submission:
+        """Stop a submission going out until it is released."""
+        return self._admin_move(submission_id, SubmissionState.HELD, actor=actor, action="held")
+
+    def release(self, submission_id: int, *, actor: str) -> Submission:
+        """Put a held submission back in the queue (a restricted case's report goes out only this way)."""
+        with transaction(self.engine) as session:
+            submission = store.get_submission(session, submission_id)
+            self._require_state(submission, {SubmissionState.HELD})
+            case = store.case_by_id(session, submission.case_id)
+            self._check_sendable_case(case)
+            self._requeue(session, submission, actor=actor, action="released")
+            return submission
+
+    def retry(self, submission_id: int, *, actor: str) -> Submission:
+        """Send a failed or deferred submission again now, with the same Message-ID."""
+        with transaction(self.engine) as session:
+            submission = store.get_submission(session, submission_id)
+            self._require_state(submission, {SubmissionState.FAILED, SubmissionState.DEFERRED})
+            self._check_sendable_case(store.case_by_id(session, submission.case_id))
+            self._requeue(session, submission, actor=actor, action="retry")
+            return submission
+
+    def cancel(self, submission_id: int, *, actor: str) -> Submission:
+        """Never send this submission; its running clocks are cancelled too."""
+        return self._admin_move(submission_id, SubmissionState.CANCELLED, actor=actor, action="cancelled")
+
+    def _admin_move(
+        self, submission_id: int, target: SubmissionState, *, actor: str, action: str
+    ) -> Submission:
+        with transaction(self.engine) as session:
+            submission = store.get_submission(session, submission_id)
+            if submission.state == SubmissionState.SENDING:
+                raise Conflict(f"submission {submission_id} is being sent right now; try again in a minute")
+            if target not in SUBMISSION_MOVES[SubmissionState(submission.state)]:
+                raise Conflict(f"submission {submission_id} is {submission.state}; it cannot be {action}")
+            store.move_submission(session, submission, target, now=self.now(), actor=actor, action=action)
+            store.cancel_clocks(session, submission_id=submission_id, now=self.now(), actor=actor)
+            return submission
+
+    def _requeue(self, session: Session, submission: Submission, *, actor: str, action: str) -> None:
+        if submission.message_id is None:
+            submission.message_id = self._message_id(submission)
+        now = self.now()
+        submission.next_attempt_at = now
+        # A retry by hand starts a fresh queue lifetime; attempts keep counting for the evidence.
+        submission.queued_at = now
+        store.move_submission(
+            session,
+            submission,
+            SubmissionState.QUEUED,
+            now=now,
+            actor=actor,
+            action=action,
+            detail={"message_id": submission.message_id},
+        )
+
+    @staticmethod
+    def _require_state(submission: Submission, allowed: set[SubmissionState]) -> None:
+        if submission.state not in allowed:
+            names = " or ".join(sorted(allowed))
+            raise Conflict(f"submission {submission.id} is {submission.state}; this needs it {names}")
 
 
 def _read_case_csv(path: Path) -> Iterator[tuple[int, NewCase]]:
@@ -391,3 +578,24 @@ def _iso(value: datetime | None) -> str | None:
 
 
 __all__ = ["Mailroom", "NewCase", "NotFound"]
+
+
+def preflight_policy(settings: Settings) -> PreflightPolicy:
+    p = settings.preflight
+    keywords = dict(PreflightPolicy().report_type_keywords)
+    for report_type in settings.report_types:
+        keywords.setdefault(report_type.code, (report_type.label.lower(),))
+    return PreflightPolicy(
+        max_bytes=settings.intake.max_bytes,
+        max_pages=p.max_pages,
+        case_ref_pattern=settings.matching.case_ref_pattern,
+        allowed_fonts=p.allowed_fonts,
+        font_aliases=p.font_aliases,
+        font_size=p.font_size,
+        font_size_tolerance=p.font_size_tolerance,
+        font_warn_share=p.font_warn_share,
+        font_fail_share=p.font_fail_share,
+        signature_missing=Outcome(p.signature_missing),
+        report_type_keywords=keywords,
+        blocking=frozenset(Check(name) for name in p.blocking),
+    )

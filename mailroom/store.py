@@ -12,7 +12,7 @@ from sqlmodel import Session, col, func, select
 
 from mailroom import audit
 from mailroom.errors import NotFound
-from mailroom.models import AuditEvent, Case, Clock, Escalation, InboundMessage, Notice, Submission
+from mailroom.models import AuditEvent, Case, Clock, Document, Escalation, InboundMessage, Notice, Submission
 from mailroom.states import InboundState, SubmissionState, require_inbound_move, require_submission_move
 
 
@@ -174,3 +174,37 @@ def submission_timeline(session: Session, submission_id: int) -> list[dict[str, 
         }
         for e in events
     ]
+
+
+def cancel_clocks(session: Session, *, submission_id: int, now: datetime, actor: str) -> int:
+    """Cancel the running clocks of a submission (hold, cancel, erase); returns how many."""
+    running = session.exec(
+        select(Clock).where(Clock.submission_id == submission_id, Clock.state == "running")
+    ).all()
+    for clock in running:
+        clock.state = "cancelled"
+        clock.closed_at = now
+        session.add(clock)
+        audit.record(
+            session,
+            at=now,
+            actor=actor,
+            entity="clock",
+            entity_id=clock.id,
+            action="clock-cancelled",
+            from_state="running",
+            to_state="cancelled",
+            detail={"kind": clock.kind},
+        )
+    return len(running)
+
+
+def document_for(session: Session, submission: Submission) -> Document:
+    document = session.get(Document, submission.document_id)
+    if document is None:
+        raise NotFound(f"submission {submission.id} has no document")
+    return document
+
+
+def submission_by_intake_ref(session: Session, intake_ref: str) -> Submission | None:
+    return session.exec(select(Submission).where(Submission.intake_ref == intake_ref)).first()

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
 
-from mailroom.config import Settings
+from mailroom.config import Settings, read_secret
 from mailroom.db import make_engine, require_current_schema
 from mailroom.documents import Cipher, DocumentStore, PlainCipher
 from mailroom.errors import ConfigError
@@ -22,12 +22,19 @@ def make_cipher(settings: Settings) -> Cipher:
     if not settings.gpg.encrypt_at_rest:
         return PlainCipher()
     from outbox.crypto import DocumentCrypto
-
     from outbox.errors import CryptoError
 
+    passphrase = None
+    if settings.gpg.passphrase_file is not None:
+        passphrase = read_secret(
+            settings.gpg.passphrase_file, source=settings.source, key="[gpg] passphrase_file"
+        )
     try:
         crypto = DocumentCrypto(
-            str(settings.gpg.home), settings.gpg.recipients, gpg_binary=settings.gpg.binary
+            str(settings.gpg.home),
+            settings.gpg.recipients,
+            gpg_binary=settings.gpg.binary,
+            passphrase=passphrase,
         )
         crypto.check()
     except CryptoError as exc:

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from alembic import context
+from sqlmodel import SQLModel
 
-from mailroom import models
+import mailroom.models  # noqa: F401 - registers every table on the metadata
 from mailroom.models import UtcDateTime
 
-target_metadata = models.SQLModel.metadata
+target_metadata = SQLModel.metadata
 
 
-def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
     # Migrations must not import application types: render them as the plain column types they store.
     if type_ == "type" and isinstance(obj, UtcDateTime):
         return "sa.DateTime(timezone=True)"

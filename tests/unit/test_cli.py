@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Env
+from tests.support import pdfs
 
-PDF = b"%PDF-1.4\n1 0 obj << >> endobj\ntrailer << >>\n%%EOF\n"
+PDF = pdfs.arial_12_report()
 NINO_SPACED = "AB 12 34 56 C"
 NINO_COMPACT = "AB123456C"
 
@@ -70,7 +71,9 @@ def test_db_upgrade_is_idempotent(env: Env) -> None:
 
 def test_restricted_case_is_held_and_hides_details(env: Env) -> None:
     env.run("case", "add", "MH-100009", "--restricted", "--atw-ref", "ATW-SECRET")
-    result = env.run("submit", str(_pdf(env)), "--case", "MH-100009", "--type", "exit-report", "--json")
+    report = pdfs.report_pdf(pdfs.ReportSpec(case_ref="MH-100009", report_type="exit-report"))
+    path = _pdf(env, "exit.pdf", report)
+    result = env.run("submit", str(path), "--case", "MH-100009", "--type", "exit-report", "--json")
     assert json.loads(result.out)["state"] == "held"
     shown = env.run("case", "show", "MH-100009", "--json").out
     assert "ATW-SECRET" not in shown
@@ -208,3 +211,24 @@ def test_missing_hmac_key_is_a_config_error(make_env: Callable[..., Env]) -> Non
     result = env.run("case", "add", "MH-100001", "--nino", NINO_SPACED)
     assert result.code == 78
     assert "[matching] nino_hmac_key_file" in result.err
+
+
+def test_queue_hold_release_cancel(env: Env) -> None:
+    env.run("case", "add", "MH-100001")
+    env.run("submit", str(_pdf(env)), "--case", "MH-100001", "--type", "support-plan")
+    held = env.run("queue", "hold", "1", "--json")
+    assert held.code == 0 and json.loads(held.out)["state"] == "held"
+    message_id = json.loads(env.run("queue", "--json").out)[0]["message_id"]
+    assert json.loads(env.run("queue", "release", "1", "--json").out)["state"] == "queued"
+    assert json.loads(env.run("queue", "--json").out)[0]["message_id"] == message_id  # kept for retries
+    assert json.loads(env.run("queue", "cancel", "1", "--json").out)["state"] == "cancelled"
+    before = env.snapshot()
+    result = env.run("queue", "release", "1")
+    assert result.code == 1 and "is cancelled" in result.err
+    assert env.run("queue", "retry", "7").code == 1
+    assert env.snapshot() == before
+    actions = [
+        e["action"]
+        for e in json.loads(env.run("case", "show", "MH-100001", "--json").out)["submissions"][0]["timeline"]
+    ]
+    assert actions == ["stored", "queued", "held", "released", "cancelled"]

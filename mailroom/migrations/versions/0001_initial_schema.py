@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 12:23:02.187352
+Create Date: 2026-11-23 12:53:26.010438
 """
 
 from __future__ import annotations
@@ -105,6 +105,7 @@ def upgrade() -> None:
     sa.Column('last_smtp_text', sa.String(length=1024), nullable=True),
     sa.Column('sent_reply', sa.String(length=1024), nullable=True),
     sa.Column('preflight', sa.JSON(), nullable=False),
+    sa.Column('intake_ref', sa.String(length=128), nullable=True),
     sa.Column('dwp_reference', sa.String(length=128), nullable=True),
     sa.Column('rejection_reasons', sa.JSON(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
@@ -118,6 +119,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['document_id'], ['documents.id'], ),
     sa.ForeignKeyConstraint(['supersedes_id'], ['submissions.id'], ),
     sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('intake_ref'),
     sa.UniqueConstraint('message_id')
     )
     with op.batch_alter_table('submissions', schema=None) as batch_op:

@@ -1,0 +1,383 @@
+"""Clocks in the store: started and met by events, swept for reminders and escalations.
+
+The arithmetic is pure (`mailroom.workdays`, `mailroom.deadlines`); this module writes its results. Every
+reminder or escalation is one `escalations` row per (clock, level) under a unique constraint, written in
+the same transaction as the notice it queues, so it goes out once: across restarts and across two
+daemons on one database.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from mailroom import audit, store
+from mailroom.config import Settings
+from mailroom.db import transaction
+from mailroom.deadlines import (
+    ActionKind,
+    ClockKind,
+    ClockPolicy,
+    ClockSnapshot,
+    ClockState,
+    DueAction,
+    can_move,
+    due_actions,
+    preview,
+    start_clock,
+    state_moves,
+)
+from mailroom.models import Case, Clock, Escalation, Submission
+from mailroom.notices import queue_notice
+from mailroom.states import SUBMISSION_MOVES, SubmissionState
+from mailroom.workdays import WorkCalendar
+
+log = logging.getLogger(__name__)
+ACTOR = "daemon:clocks"
+ACTIVE = (ClockState.RUNNING, ClockState.BREACHED, ClockState.ESCALATED)
+
+# What each clock waits for, in words for the notices.
+WAITING_FOR = {
+    ClockKind.ACKNOWLEDGEMENT: "DWP's automated acknowledgement of the report",
+    ClockKind.DECISION: "the end of DWP's decision window",
+    ClockKind.CORRECTION: "a corrected report (resubmission) after DWP returned the report for rework",
+}
+
+
+def clock_policy(settings: Settings) -> ClockPolicy:
+    c, e = settings.clocks, settings.escalation
+    return ClockPolicy(
+        acknowledgement_days=c.acknowledgement_days,
+        decision_days=c.decision_days,
+        correction_days=c.correction_days,
+        correction_reminders=c.correction_reminders,
+        repeat_every_days=e.repeat_every_days,
+        max_escalations=e.max_escalations,
+        count_event_day=c.count_event_day,
+    )
+
+
+def work_calendar(settings: Settings) -> WorkCalendar:
+    c = settings.calendar
+    return WorkCalendar.for_division(
+        c.division, extra_closures=c.extra_closures, day_end=c.day_end, tz=c.timezone
+    )
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    reminders: int = 0
+    escalations: int = 0
+    accepted: int = 0
+    skipped: int = 0
+
+
+class ClockKeeper:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.calendar = work_calendar(settings)
+        self.policy = clock_policy(settings)
+
+    # -- events --------------------------------------------------------------------------------------------
+
+    def start(self, session: Session, sub: Submission, kind: ClockKind, *, at: datetime) -> Clock:
+        assert sub.id is not None
+        plan = start_clock(kind, at, self.policy, self.calendar)
+        clock = Clock(
+            kind=kind,
+            state=ClockState.RUNNING,
+            case_id=sub.case_id,
+            submission_id=sub.id,
+            started_at=plan.started_at,
+            due_at=plan.due_at,
+            calendar=plan.calendar_name,
+            holidays_version=plan.holidays_version,
+        )
+        session.add(clock)
+        session.flush()
+        audit.record(
+            session,
+            at=at,
+            actor=ACTOR,
+            entity="clock",
+            entity_id=clock.id,
+            action="clock-started",
+            to_state=ClockState.RUNNING,
+            detail={
+                "kind": kind,
+                "submission": sub.id,
+                "due_at": plan.due_at.isoformat(),
+                "calendar": plan.calendar_name,
+                "holidays": plan.holidays_version,
+            },
+        )
+        return clock
+
+    def on_report_sent(self, session: Session, sub: Submission, *, now: datetime) -> None:
+        """A report left for DWP: expect an acknowledgement, and open the decision window."""
+        self.start(session, sub, ClockKind.ACKNOWLEDGEMENT, at=now)
+        self.start(session, sub, ClockKind.DECISION, at=now)
+        if sub.supersedes_id is None:
+            return
+        old = store.get_submission(session, sub.supersedes_id)
+        if SubmissionState.SUPERSEDED in SUBMISSION_MOVES[SubmissionState(old.state)]:
+            store.move_submission(
+                session,
+                old,
+                SubmissionState.SUPERSEDED,
+                now=now,
+                actor=ACTOR,
+                action="superseded",
+                detail={"by": sub.id},
+            )
+        # The resubmission is what the correction clock waited for; the old report's other clocks end too.
+        self._close(session, old.id, None, ClockState.MET, at=now, why=f"superseded by submission {sub.id}")
+
+    def on_reply(self, session: Session, sub: Submission, *, at: datetime) -> None:
+        """Any trusted reply from DWP about the submission meets its acknowledgement clock."""
+        self._close(session, sub.id, ClockKind.ACKNOWLEDGEMENT, ClockState.MET, at=at, why="reply received")
+
+    def on_rejected(self, session: Session, sub: Submission, *, at: datetime) -> None:
+        self.on_reply(session, sub, at=at)
+        self._close(session, sub.id, ClockKind.DECISION, ClockState.MET, at=at, why="rejection received")
+        self.start(session, sub, ClockKind.CORRECTION, at=at)
+
+    def on_failed(self, session: Session, sub: Submission, *, at: datetime) -> None:
+        self._close(session, sub.id, None, ClockState.CANCELLED, at=at, why="delivery failed")
+
+    def _close(
+        self,
+        session: Session,
+        submission_id: int | None,
+        kind: ClockKind | None,
+        target: ClockState,
+        *,
+        at: datetime,
+        why: str,
+    ) -> None:
+        query = select(Clock).where(Clock.submission_id == submission_id, col(Clock.state).in_(list(ACTIVE)))
+        if kind is not None:
+            query = query.where(Clock.kind == kind)
+        for clock in session.exec(query).all():
+            self._move(session, clock, target, at=at, action=f"clock-{target}", detail={"why": why})
+
+    def _move(
+        self,
+        session: Session,
+        clock: Clock,
+        target: ClockState,
+        *,
+        at: datetime,
+        action: str,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        current = ClockState(clock.state)
+        if not can_move(current, target):
+            return
+        clock.state = target
+        if target in (ClockState.MET, ClockState.CANCELLED):
+            clock.closed_at = at
+        session.add(clock)
+        audit.record(
+            session,
+            at=at,
+            actor=ACTOR,
+            entity="clock",
+            entity_id=clock.id,
+            action=action,
+            from_state=current,
+            to_state=target,
+            detail={"kind": clock.kind, **(detail or {})},
+        )
+
+    # -- the sweep -------------------------------------------------------------------------------------------
+
+    def sweep(self, engine: sa.Engine, now: datetime) -> SweepResult:
+        """Fire every level now due, once. Safe to run at any time and from two daemons at once."""
+        counts = {"reminders": 0, "escalations": 0, "accepted": 0, "skipped": 0}
+        with transaction(engine) as session:
+            clocks = self._active(session, lock=True)
+            snapshots = [snap for snap, _, _ in clocks.values()]
+            for action in due_actions(snapshots, now, self.calendar, self.policy):
+                _, clock, case = clocks[action.clock_id]
+                counts[self._fire(session, clock, case, action, now=now)] += 1
+        result = SweepResult(**counts)
+        if any(counts.values()):
+            log.info("deadline sweep: %s", result)
+        return result
+
+    def preview(self, engine: sa.Engine, as_of: date) -> list[dict[str, Any]]:
+        """`mailroom clocks --as-of DATE`: running clocks and what would fire on that day. Changes nothing."""
+        with transaction(engine) as session:
+            clocks = self._active(session, lock=False)
+        actions = preview([snap for snap, _, _ in clocks.values()], as_of, self.calendar, self.policy)
+        firing: dict[int, list[DueAction]] = {}
+        for action in actions:
+            firing.setdefault(action.clock_id, []).append(action)
+        return [
+            {
+                "clock_id": snap.id,
+                "case_ref": case.case_ref,
+                "submission_id": snap.submission_id,
+                "kind": snap.kind,
+                "state": snap.state,
+                "started_at": snap.started_at.isoformat(),
+                "due_at": snap.due_at.isoformat(),
+                "calendar": clock.calendar,
+                "fires": [
+                    {"level": a.level, "action": a.kind, "at": a.due_at.isoformat()}
+                    for a in firing.get(snap.id, [])
+                ],
+            }
+            for snap, clock, case in clocks.values()
+        ]
+
+    def _active(self, session: Session, *, lock: bool) -> dict[int, tuple[ClockSnapshot, Clock, Case]]:
+        query = (
+            select(Clock, Case)
+            .join(Case, col(Case.id) == col(Clock.case_id))
+            .where(col(Clock.state).in_(list(ACTIVE)))
+            .order_by(col(Clock.due_at))
+        )
+        if lock:
+            # PostgreSQL: a second daemon waits here, then sees the levels this one recorded.
+            query = query.with_for_update(of=Clock)
+        rows = session.exec(query).all()
+        fired: dict[int, set[str]] = {}
+        ids = [clock.id for clock, _ in rows]
+        if ids:
+            for clock_id, level in session.exec(
+                select(Escalation.clock_id, Escalation.level).where(col(Escalation.clock_id).in_(ids))
+            ).all():
+                fired.setdefault(clock_id, set()).add(level)
+        result = {}
+        for clock, case in rows:
+            assert clock.id is not None
+            snap = ClockSnapshot(
+                id=clock.id,
+                kind=ClockKind(clock.kind),
+                state=ClockState(clock.state),
+                started_at=clock.started_at,
+                due_at=clock.due_at,
+                submission_id=clock.submission_id,
+                case_ref=case.case_ref,
+                fired_levels=frozenset(fired.get(clock.id, set())),
+            )
+            result[clock.id] = (snap, clock, case)
+        return result
+
+    def _fire(self, session: Session, clock: Clock, case: Case, action: DueAction, *, now: datetime) -> str:
+        sub = store.get_submission(session, clock.submission_id)
+        recipients: Sequence[str] = ()
+        notice_id = None
+        if action.kind in (ActionKind.REMINDER, ActionKind.ESCALATION):
+            recipients = self._recipients(case, action.kind)
+            notice = queue_notice(
+                session,
+                settings=self.settings,
+                now=now,
+                kind=action.kind,
+                recipients=recipients,
+                subject=self._subject(case, sub, clock, action),
+                body=self._body(case, sub, clock, action),
+                case_id=case.id,
+                submission_id=sub.id,
+                in_reply_to=sub.message_id,
+            )
+            notice_id = notice.id
+        session.add(
+            Escalation(
+                clock_id=action.clock_id,
+                level=action.level,
+                kind=action.kind,
+                notice_id=notice_id,
+                recipients=list(recipients),
+                created_at=now,
+            )
+        )
+        for target in state_moves(ClockState(clock.state), action.kind):
+            self._move(
+                session, clock, target, at=now, action=f"clock-{target}", detail={"level": action.level}
+            )
+        if action.kind == ActionKind.ACCEPT:
+            self._accept(session, sub, now=now)
+        session.flush()  # the unique (clock, level) constraint bites here, inside this transaction
+        return {"reminder": "reminders", "escalation": "escalations", "accept": "accepted"}.get(
+            action.kind, "skipped"
+        )
+
+    def _accept(self, session: Session, sub: Submission, *, now: datetime) -> None:
+        if SubmissionState.ACCEPTED in SUBMISSION_MOVES[SubmissionState(sub.state)] and sub.state in (
+            SubmissionState.SENT,
+            SubmissionState.ACKNOWLEDGED,
+        ):
+            sub.accepted_at = now
+            store.move_submission(
+                session,
+                sub,
+                SubmissionState.ACCEPTED,
+                now=now,
+                actor=ACTOR,
+                action="accepted",
+                detail={"note": "decision window closed; no rejection received"},
+            )
+
+    def _recipients(self, case: Case, kind: ActionKind) -> tuple[str, ...]:
+        team = self.settings.provider.team_address
+        if kind == ActionKind.REMINDER:
+            return (team,)
+        manager = case.performance_manager or self.settings.escalation.performance_manager
+        return (manager, team) if manager.lower() != team.lower() else (manager,)
+
+    def _subject(self, case: Case, sub: Submission, clock: Clock, action: DueAction) -> str:
+        label = self._label(sub)
+        if action.kind == ActionKind.REMINDER:
+            due = self._day(clock.due_at)
+            return f"MHSS reminder: {label} for {case.case_ref} [{sub.token}] - correction due {due}"
+        what = "no acknowledgement" if clock.kind == ClockKind.ACKNOWLEDGEMENT else "correction overdue"
+        return f"MHSS escalation ({action.level}): {label} for {case.case_ref} [{sub.token}] - {what}"
+
+    def _body(self, case: Case, sub: Submission, clock: Clock, action: DueAction) -> str:
+        waiting = WAITING_FOR[ClockKind(clock.kind)]
+        lines = [
+            f"Case: {case.case_ref}",
+            f"Report: {self._label(sub)} (version {sub.version}), submission {sub.token}",
+            f"Waiting for: {waiting}",
+            f"Since: {self._when(clock.started_at)}",
+            f"Deadline: {self._when(clock.due_at)}",
+            f"Calendar: {clock.calendar} working days (holidays {clock.holidays_version})",
+            f"Level: {action.level}",
+            "",
+            "Evidence:",
+            f"  Sent: {self._when(sub.sent_at) if sub.sent_at else 'not sent'}",
+            f"  Message-ID: {sub.message_id}",
+            f"  Relay's reply: {sub.sent_reply or '-'}",
+        ]
+        if sub.acknowledged_at:
+            lines.append(f"  Acknowledged: {self._when(sub.acknowledged_at)}")
+        if sub.rejected_at:
+            lines.append(
+                f"  Returned for rework: {self._when(sub.rejected_at)} ({', '.join(sub.rejection_reasons)})"
+            )
+        lines += [
+            "",
+            f"Details: mailroom case show {case.case_ref}",
+            "This message was generated automatically by mhss-mailroom and holds no personal data.",
+        ]
+        return "\n".join(lines) + "\n"
+
+    def _label(self, sub: Submission) -> str:
+        report_type = self.settings.report_type(sub.report_type)
+        return report_type.label if report_type else sub.report_type
+
+    def _when(self, value: datetime) -> str:
+        return value.astimezone(self.calendar.tz).strftime("%a %d %b %Y %H:%M %Z")
+
+    def _day(self, value: datetime) -> str:
+        return value.astimezone(self.calendar.tz).strftime("%a %d %b %Y %H:%M")

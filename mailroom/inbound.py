@@ -1,0 +1,663 @@
+"""The inbound pipeline: raw message → parse → classify → trust → match → effects, one transaction each.
+
+IMAP and `mailroom ingest` both come through `Inbox.ingest`, so a saved message behaves exactly as if it
+had arrived. Ingest is idempotent: a message seen again (same mailbox UID, same bytes, or the same
+Message-ID already applied) changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from mailroom import audit, store
+from mailroom.clockwork import ClockKeeper
+from mailroom.config import Settings
+from mailroom.db import transaction
+from mailroom.documents import DocumentStore
+from mailroom.errors import Conflict, InputError
+from mailroom.identity import nino_hmac
+from mailroom.matching import Candidate, Match, Method, OpenSubmission, decide, needs_open_submissions
+from mailroom.models import FolderCursor, InboundMessage, Submission
+from mailroom.notices import queue_notice
+from mailroom.states import DELIVERED, SUBMISSION_MOVES, InboundState, SubmissionState
+from parsers.classify import classify
+from parsers.errors import MalformedMessage
+from parsers.message import parse_message
+from parsers.nino import find_ninos
+from parsers.refs import find_case_refs, find_message_ids, find_submission_tokens
+from parsers.trust import assess_trust
+from parsers.types import Classification, ClassifyPolicy, Kind, ParsedMessage, TrustVerdict
+
+log = logging.getLogger(__name__)
+Now = Callable[[], datetime]
+ACTOR = "daemon:inbox"
+NOTICE_KINDS = frozenset({Kind.ACKNOWLEDGEMENT, Kind.REJECTION, Kind.BOUNCE})
+
+
+class Disposition(StrEnum):
+    """What the mailbox edge should do with the message afterwards."""
+
+    PROCESSED = "processed"
+    QUARANTINE = "quarantine"
+    LEAVE = "leave"  # people's mail and anything not for us stays in the inbox for people to read
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    inbound_id: int | None
+    state: str
+    kind: str
+    disposition: Disposition
+    duplicate: bool = False
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Reading:
+    """Everything learned from the message before touching the database: pure values."""
+
+    parsed: ParsedMessage | None
+    classification: Classification
+    trust: TrustVerdict
+    message_id: str
+    sha256: str
+    problem: str | None = None
+
+
+def classify_policy(settings: Settings) -> ClassifyPolicy:
+    return ClassifyPolicy(ack_senders=settings.dwp.ack_senders)
+
+
+def read_message(raw: bytes, settings: Settings, policy: ClassifyPolicy) -> Reading:
+    """Parse, classify and judge trust: pure, so `mailroom parse` shows exactly what ingest would see."""
+    sha = hashlib.sha256(raw).hexdigest()
+    try:
+        parsed = parse_message(raw)
+    except MalformedMessage as exc:
+        unreadable = Classification(Kind.OTHER, (), ("malformed",), detail=str(exc))
+        return Reading(
+            None,
+            unreadable,
+            TrustVerdict(False, "unreadable message"),
+            f"<{sha}@unreadable>",
+            sha,
+            problem=f"malformed message: {exc}",
+        )
+    classification = classify(parsed, policy)
+    trust = assess_trust(
+        parsed,
+        trusted_domains=settings.dwp.trusted_domains,
+        authserv_ids=settings.trust.authserv_ids,
+        require_authentication=settings.trust.require_authentication,
+    )
+    return Reading(parsed, classification, trust, parsed.message_id or f"<{sha}@no-message-id>", sha)
+
+
+def reading_view(reading: Reading, settings: Settings) -> dict[str, Any]:
+    """`mailroom parse --json` (design.md §8)."""
+    msg, c = reading.parsed, reading.classification
+    text = "\n".join([msg.subject, msg.new_text, *(a.text for a in msg.attachments)]) if msg else ""
+    return {
+        "kind": str(c.kind),
+        "trusted": reading.trust.trusted,
+        "trust_reason": reading.trust.reason,
+        "sender": msg.sender if msg else None,
+        "subject": msg.subject if msg else None,
+        "message_id": msg.message_id if msg else None,
+        "in_reply_to": msg.in_reply_to if msg else None,
+        "references": list(msg.references) if msg else [],
+        "case_refs": list(find_case_refs(text, settings.matching.case_ref_pattern)),
+        "submission_tokens": list(find_submission_tokens(msg.subject)) if msg else [],
+        "has_nino": bool(find_ninos(text)),
+        "reasons": list(c.reasons),
+        "rules": list(c.rules),
+        "dsn": {
+            "action": c.dsn.action,
+            "status": c.dsn.status,
+            "original_message_id": c.dsn.original_message_id,
+        }
+        if c.dsn
+        else None,
+        "dwp_reference": c.dwp_reference,
+        "detail": reading.problem or c.detail,
+        "defects": list(msg.defects) if msg else [],
+    }
+
+
+class Inbox:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Any,
+        documents: DocumentStore,
+        now: Now,
+        clocks: ClockKeeper,
+        nino_key: Callable[[], bytes | None],
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.documents = documents
+        self.now = now
+        self.clocks = clocks
+        self._nino_key = nino_key
+        self.policy = classify_policy(settings)
+        self._report_type_words = {
+            t.code: re.compile(re.escape(t.label), re.IGNORECASE)
+            for t in settings.report_types
+            if t.code != "other"
+        }
+
+    # -- reading (pure apart from the settings) -------------------------------------------------------------
+
+    def read(self, raw: bytes) -> Reading:
+        return read_message(raw, self.settings, self.policy)
+
+    # -- ingest ------------------------------------------------------------------------------------------
+
+    def ingest(
+        self,
+        raw: bytes,
+        *,
+        mailbox: str,
+        uidvalidity: int | None = None,
+        uid: int | None = None,
+        received_at: datetime | None = None,
+    ) -> IngestResult:
+        reading = self.read(raw)
+        received = received_at or self.now()
+        with transaction(self.engine) as session:
+            if uid is not None and uidvalidity is not None:
+                # Same transaction as the effects: after a crash the cursor never runs ahead of the work.
+                _advance_cursor(session, mailbox, uidvalidity, uid, now=self.now())
+            duplicate = self._duplicate(session, reading, mailbox=mailbox, uidvalidity=uidvalidity, uid=uid)
+            if duplicate is not None:
+                return duplicate
+            stored = self.documents.put(raw, kind="inbound")
+            row = InboundMessage(
+                mailbox=mailbox,
+                uidvalidity=uidvalidity,
+                uid=uid,
+                message_id=reading.message_id[:998],
+                raw_sha256=reading.sha256,
+                raw_size=len(raw),
+                stored_path=str(stored.path),
+                state=InboundState.NEW,
+                kind=reading.classification.kind,
+                trusted=reading.trust.trusted,
+                trust_reason=reading.trust.reason[:512],
+                sender=(reading.parsed.sender if reading.parsed else "")[:320],
+                subject=(reading.parsed.subject if reading.parsed else "")[:998],
+                in_reply_to=reading.parsed.in_reply_to[:998]
+                if reading.parsed and reading.parsed.in_reply_to
+                else None,
+                rules=list(reading.classification.rules),
+                reasons=list(reading.classification.reasons),
+                detail=(reading.problem or reading.classification.detail)[:2048],
+                received_at=received,
+                processed_at=self.now(),
+            )
+            session.add(row)
+            session.flush()
+            audit.record(
+                session,
+                at=self.now(),
+                actor=ACTOR,
+                entity="message",
+                entity_id=row.id,
+                action="received",
+                to_state=InboundState.NEW,
+                detail={"kind": row.kind, "trusted": row.trusted, "rules": row.rules},
+            )
+            disposition = self._decide(session, row, reading, received)
+            result = IngestResult(row.id, row.state, row.kind, disposition, detail=row.detail)
+        log.info(
+            "message %s: %s, %s -> %s",
+            result.inbound_id,
+            result.kind,
+            "trusted" if row.trusted else "untrusted",
+            result.state,
+        )
+        return result
+
+    def quarantine_failure(
+        self, raw: bytes, *, mailbox: str, uidvalidity: int | None, uid: int | None, error: BaseException
+    ) -> int | None:
+        """A message whose processing raised: keep it, quarantined with the error, for a person to replay."""
+        sha = hashlib.sha256(raw).hexdigest()
+        with transaction(self.engine) as session:
+            if uid is not None and uidvalidity is not None:
+                _advance_cursor(session, mailbox, uidvalidity, uid, now=self.now())
+            stored = self.documents.put(raw, kind="inbound")
+            row = InboundMessage(
+                mailbox=mailbox,
+                uidvalidity=uidvalidity,
+                uid=uid,
+                message_id=f"<{sha}@failed>",
+                raw_sha256=sha,
+                raw_size=len(raw),
+                stored_path=str(stored.path),
+                state=InboundState.QUARANTINED,
+                kind=Kind.OTHER,
+                detail=f"processing failed: {type(error).__name__}: {error}"[:2048],
+                received_at=self.now(),
+                processed_at=self.now(),
+            )
+            session.add(row)
+            session.flush()
+            audit.record(
+                session,
+                at=self.now(),
+                actor=ACTOR,
+                entity="message",
+                entity_id=row.id,
+                action="processing-failed",
+                to_state=InboundState.QUARANTINED,
+                detail={"error": type(error).__name__},
+            )
+            return row.id
+
+    def _duplicate(
+        self, session: Session, reading: Reading, *, mailbox: str, uidvalidity: int | None, uid: int | None
+    ) -> IngestResult | None:
+        if uid is not None:
+            seen = session.exec(
+                select(InboundMessage).where(
+                    InboundMessage.mailbox == mailbox,
+                    InboundMessage.uidvalidity == uidvalidity,
+                    InboundMessage.uid == uid,
+                )
+            ).first()
+            if seen:
+                return IngestResult(
+                    seen.id,
+                    seen.state,
+                    seen.kind,
+                    Disposition.LEAVE,
+                    duplicate=True,
+                    detail="seen before at this UID",
+                )
+        same = session.exec(
+            select(InboundMessage).where(InboundMessage.message_id == reading.message_id[:998])
+        ).all()
+        for seen in same:
+            # The same bytes, or (for a real Message-ID) the same notice delivered again with new trace
+            # headers: either way its effects were applied once already.
+            if seen.raw_sha256 == reading.sha256 or (reading.parsed and reading.parsed.message_id):
+                return IngestResult(
+                    seen.id,
+                    seen.state,
+                    seen.kind,
+                    _disposition_for(seen),
+                    duplicate=True,
+                    detail=f"a copy of message {seen.id}",
+                )
+        return None
+
+    def _decide(
+        self, session: Session, row: InboundMessage, reading: Reading, received: datetime
+    ) -> Disposition:
+        kind = reading.classification.kind
+        if reading.parsed is None:
+            self._to(session, row, InboundState.QUARANTINED, "quarantined", reading.problem or "")
+            return Disposition.QUARANTINE
+        match = self._match(session, reading.parsed, reading.classification)
+        row.case_id, row.submission_id = match.case_id, match.submission_id
+        row.match_method = match.method.value if match.method else None
+        trace = list(match.trace) + ([f"problem: {match.problem}"] if match.problem else [])
+        if kind not in NOTICE_KINDS:
+            # A person's out-of-office, a bulletin, a question: recorded, no state change, left for people.
+            self._to(session, row, InboundState.IGNORED, "ignored", "; ".join(trace))
+            return Disposition.LEAVE
+        # A failed bounce only ever asks for human attention, so it may act on our own Message-ID alone;
+        # an acknowledgement or rejection must come from a trusted, authenticated DWP sender.
+        acts_on_evidence = kind == Kind.BOUNCE and match.method == Method.DSN_ORIGINAL
+        if not (reading.trust.trusted or acts_on_evidence):
+            self._to(
+                session, row, InboundState.QUARANTINED, "quarantined", f"untrusted: {reading.trust.reason}"
+            )
+            return Disposition.QUARANTINE
+        if not match.matched:
+            self._to(session, row, InboundState.UNMATCHED, "unmatched", "; ".join(trace))
+            return Disposition.QUARANTINE
+        self._to(session, row, InboundState.MATCHED, "matched", "; ".join(trace))
+        assert match.submission_id is not None
+        self.apply(
+            session,
+            row,
+            store.get_submission(session, match.submission_id),
+            reading.classification,
+            at=received,
+            actor=ACTOR,
+        )
+        return Disposition.PROCESSED
+
+    def _to(
+        self, session: Session, row: InboundMessage, target: InboundState, action: str, detail: str
+    ) -> None:
+        if detail:
+            row.detail = detail[:2048]
+        store.move_inbound(
+            session,
+            row,
+            target,
+            now=self.now(),
+            actor=ACTOR,
+            action=action,
+            detail={"method": row.match_method} if row.match_method else None,
+        )
+
+    # -- matching ------------------------------------------------------------------------------------------
+
+    def _match(self, session: Session, msg: ParsedMessage, classification: Classification) -> Match:
+        candidates: list[Candidate] = []
+        threads = [(Method.IN_REPLY_TO, msg.in_reply_to)] if msg.in_reply_to else []
+        threads += [(Method.REFERENCES, ref) for ref in msg.references]
+        if classification.dsn and classification.dsn.original_message_id:
+            threads.append((Method.DSN_ORIGINAL, classification.dsn.original_message_id))
+        for method, value in threads:
+            for message_id in find_message_ids(value) or (value,):
+                sub = store.submission_by_message_id(session, message_id)
+                if sub is not None and sub.id is not None:
+                    candidates.append(Candidate(method, sub.case_id, sub.id))
+        for token in find_submission_tokens(msg.subject):
+            sub = session.get(Submission, int(token.split("-")[1]))
+            if sub is not None and sub.id is not None:
+                candidates.append(Candidate(Method.SUBJECT_TOKEN, sub.case_id, sub.id))
+        text = "\n".join([msg.subject, msg.new_text, *(a.text for a in msg.attachments)])
+        for case in store.cases_by_refs(
+            session, find_case_refs(text, self.settings.matching.case_ref_pattern)
+        ):
+            assert case.id is not None
+            candidates.append(Candidate(Method.CASE_REF, case.id))
+        candidates += self._nino_candidates(session, text)
+        open_subs: list[OpenSubmission] = []
+        if needs_open_submissions(candidates):
+            open_subs = self._open_submissions(session, candidates[0].case_id)
+        named = [code for code, word in self._report_type_words.items() if word.search(text)]
+        return decide(candidates, open_subs, report_types_named=named)
+
+    def _nino_candidates(self, session: Session, text: str) -> list[Candidate]:
+        ninos = find_ninos(text)
+        key = self._nino_key() if ninos else None
+        if not key:
+            return []
+        result = []
+        for nino in ninos:
+            for case in store.cases_by_nino_hmac(session, nino_hmac(key, nino)):
+                assert case.id is not None
+                result.append(Candidate(Method.NINO, case.id))
+        return result
+
+    def _open_submissions(self, session: Session, case_id: int) -> list[OpenSubmission]:
+        subs = session.exec(
+            select(Submission).where(
+                Submission.case_id == case_id,
+                col(Submission.state).in_([s.value for s in DELIVERED if s != SubmissionState.SUPERSEDED]),
+            )
+        ).all()
+        return [
+            OpenSubmission(s.id, s.report_type, int(s.sent_at.timestamp()) if s.sent_at else 0)
+            for s in subs
+            if s.id is not None
+        ]
+
+    # -- effects -------------------------------------------------------------------------------------------
+
+    def apply(
+        self,
+        session: Session,
+        row: InboundMessage,
+        sub: Submission,
+        classification: Classification,
+        *,
+        at: datetime,
+        actor: str,
+    ) -> None:
+        """The notice's effect on the submission and its clocks; a notice applied twice changes nothing."""
+        kind = Kind(classification.kind)
+        note = {"message": row.id}
+        if kind == Kind.ACKNOWLEDGEMENT:
+            self._acknowledge(session, sub, classification, at=at, actor=actor, note=note)
+        elif kind == Kind.REJECTION:
+            self._reject(session, sub, classification, at=at, actor=actor, note=note)
+        elif kind == Kind.BOUNCE:
+            self._bounce(session, sub, classification, at=at, actor=actor, note=note)
+
+    def _acknowledge(
+        self,
+        session: Session,
+        sub: Submission,
+        c: Classification,
+        *,
+        at: datetime,
+        actor: str,
+        note: dict[str, Any],
+    ) -> None:
+        if sub.acknowledged_at is None:
+            sub.acknowledged_at = at
+            sub.dwp_reference = sub.dwp_reference or c.dwp_reference
+        if sub.state == SubmissionState.SENT:
+            store.move_submission(
+                session,
+                sub,
+                SubmissionState.ACKNOWLEDGED,
+                now=self.now(),
+                actor=actor,
+                action="acknowledged",
+                detail={**note, "dwp_reference": c.dwp_reference},
+            )
+        else:
+            audit.record(
+                session,
+                at=self.now(),
+                actor=actor,
+                entity="submission",
+                entity_id=sub.id,
+                action="acknowledgement-noted",
+                detail=note,
+            )
+        self.clocks.on_reply(session, sub, at=at)
+
+    def _reject(
+        self,
+        session: Session,
+        sub: Submission,
+        c: Classification,
+        *,
+        at: datetime,
+        actor: str,
+        note: dict[str, Any],
+    ) -> None:
+        if sub.state == SubmissionState.REJECTED:
+            audit.record(
+                session,
+                at=self.now(),
+                actor=actor,
+                entity="submission",
+                entity_id=sub.id,
+                action="rejection-repeated",
+                detail=note,
+            )
+            return
+        if SubmissionState.REJECTED not in _moves(sub):
+            raise Conflict(f"submission {sub.id} is {sub.state}; a rejection cannot apply to it")
+        sub.rejected_at = at
+        sub.rejection_reasons = list(c.reasons)
+        store.move_submission(
+            session,
+            sub,
+            SubmissionState.REJECTED,
+            now=self.now(),
+            actor=actor,
+            action="rejected",
+            detail={**note, "reasons": list(c.reasons)},
+        )
+        self.clocks.on_rejected(session, sub, at=at)
+
+    def _bounce(
+        self,
+        session: Session,
+        sub: Submission,
+        c: Classification,
+        *,
+        at: datetime,
+        actor: str,
+        note: dict[str, Any],
+    ) -> None:
+        dsn = c.dsn
+        action = dsn.action if dsn else "failed"
+        detail = {
+            **note,
+            "action": action,
+            "status": dsn.status if dsn else None,
+            "diagnostic": (dsn.diagnostic or "")[:200] if dsn else None,
+        }
+        if action != "failed" or SubmissionState.FAILED not in _moves(sub):
+            audit.record(
+                session,
+                at=self.now(),
+                actor=actor,
+                entity="submission",
+                entity_id=sub.id,
+                action=f"delivery-{action}",
+                detail=detail,
+            )
+            return
+        sub.failed_at = at
+        store.move_submission(
+            session, sub, SubmissionState.FAILED, now=self.now(), actor=actor, action="bounced", detail=detail
+        )
+        self.clocks.on_failed(session, sub, at=at)
+        case = store.case_by_id(session, sub.case_id)
+        queue_notice(
+            session,
+            settings=self.settings,
+            now=self.now(),
+            kind="alert",
+            recipients=(self.settings.provider.team_address,),
+            subject=f"MHSS mailroom: {sub.report_type} for {case.case_ref} [{sub.token}] bounced",
+            body=(
+                f"Submission {sub.token} ({sub.report_type}, case {case.case_ref},\n"
+                f"Message-ID {sub.message_id})\n"
+                f"was returned as undeliverable: {detail['status'] or ''} {detail['diagnostic'] or ''}\n\n"
+                f"`mailroom queue retry {sub.id}` sends it again once the cause is fixed.\n"
+            ),
+            case_id=case.id,
+            submission_id=sub.id,
+        )
+
+    # -- people's decisions ----------------------------------------------------------------------------------
+
+    def assign(
+        self, message_id: int, case_ref: str, *, submission_id: int | None, actor: str
+    ) -> InboundMessage:
+        """A person says which case (and submission) a message is about; its effects apply as if matched."""
+        with transaction(self.engine) as session:
+            row = session.get(InboundMessage, message_id)
+            if row is None:
+                raise InputError(f"no inbound message {message_id}")
+            case = store.require_case(session, case_ref)
+            sub = self._assigned_submission(session, case.id, submission_id)
+            row.case_id, row.submission_id, row.match_method, row.assigned_by = (
+                case.id,
+                sub.id,
+                "assigned",
+                actor,
+            )
+            store.move_inbound(
+                session,
+                row,
+                InboundState.ASSIGNED,
+                now=self.now(),
+                actor=actor,
+                action="assigned",
+                detail={"case": case.id, "submission": sub.id},
+            )
+            if Kind(row.kind) in NOTICE_KINDS:
+                classification = Classification(Kind(row.kind), tuple(row.reasons), tuple(row.rules))
+                self.apply(session, row, sub, classification, at=row.received_at, actor=actor)
+            return row
+
+    def _assigned_submission(
+        self, session: Session, case_id: int | None, submission_id: int | None
+    ) -> Submission:
+        assert case_id is not None
+        if submission_id is not None:
+            sub = store.get_submission(session, submission_id)
+            if sub.case_id != case_id:
+                raise InputError(f"submission {submission_id} belongs to another case")
+            return sub
+        open_subs = self._open_submissions(session, case_id)
+        if len(open_subs) != 1:
+            raise InputError(f"the case has {len(open_subs)} sent submissions; name one with --submission")
+        return store.get_submission(session, open_subs[0].id)
+
+    def listing(self, *, state: str | None) -> list[dict[str, Any]]:
+        """`mailroom inbox`: messages waiting for a person by default, or those in `state`."""
+        waiting = [InboundState.UNMATCHED, InboundState.QUARANTINED]
+        if state is not None and state not in set(InboundState):
+            raise InputError(f"unknown state {state!r} (known: {', '.join(s.value for s in InboundState)})")
+        with transaction(self.engine) as session:
+            query = select(InboundMessage).order_by(col(InboundMessage.id))
+            query = query.where(col(InboundMessage.state).in_([state] if state else waiting))
+            return [
+                {
+                    "id": m.id,
+                    "state": m.state,
+                    "kind": m.kind,
+                    "trusted": m.trusted,
+                    "sender": m.sender,
+                    "received_at": m.received_at.isoformat(),
+                    "match_method": m.match_method,
+                    "submission_id": m.submission_id,
+                    "rules": m.rules,
+                    "reasons": m.reasons,
+                    "detail": m.detail,
+                }
+                for m in session.exec(query).all()
+            ]
+
+    def dismiss(self, message_id: int, *, actor: str) -> InboundMessage:
+        with transaction(self.engine) as session:
+            row = session.get(InboundMessage, message_id)
+            if row is None:
+                raise InputError(f"no inbound message {message_id}")
+            store.move_inbound(
+                session, row, InboundState.DISMISSED, now=self.now(), actor=actor, action="dismissed"
+            )
+            return row
+
+
+def _moves(sub: Submission) -> frozenset[SubmissionState]:
+    return SUBMISSION_MOVES[SubmissionState(sub.state)]
+
+
+def _disposition_for(row: InboundMessage) -> Disposition:
+    if row.state in (InboundState.MATCHED, InboundState.ASSIGNED):
+        return Disposition.PROCESSED
+    if row.state in (InboundState.QUARANTINED, InboundState.UNMATCHED):
+        return Disposition.QUARANTINE
+    return Disposition.LEAVE
+
+
+def _advance_cursor(session: Session, mailbox: str, uidvalidity: int, uid: int, *, now: datetime) -> None:
+    cursor = session.get(FolderCursor, mailbox)
+    if cursor is None or cursor.uidvalidity != uidvalidity:
+        cursor = cursor or FolderCursor(mailbox=mailbox, uidvalidity=uidvalidity, updated_at=now)
+        cursor.uidvalidity, cursor.last_uid = uidvalidity, 0
+    cursor.last_uid = max(cursor.last_uid, uid)
+    cursor.updated_at = now
+    session.add(cursor)
+
+
+def cursor_for(session: Session, mailbox: str) -> FolderCursor | None:
+    return session.get(FolderCursor, mailbox)

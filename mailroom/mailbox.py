@@ -1,0 +1,638 @@
+"""The IMAP edge: the provider mailbox where DWP's acknowledgements, rejection notices and bounces arrive.
+
+Correctness comes from UIDVALIDITY plus the last UID processed per folder (kept by the caller in the
+database); IDLE is only a doorbell that says "catch up now". Everything here is blocking imapclient code for
+one worker thread (the inbox runner calls it through `asyncio.to_thread`); only `stop()` may be called from
+another thread. Library and socket errors are translated at this edge:
+
+    MailboxError                                   anything the server refused (NO/BAD), or a config problem
+    ├── MailboxUnavailable(…, ConnectionError)     network, timeout, TLS, BYE: reconnect with backoff
+    ├── MailboxAuthError                           login refused: permanent until the configuration changes
+    └── UidValidityChanged                         the folder was recreated: resync by Message-ID
+
+After MailboxUnavailable the connection is gone; call `connect()` again. Messages and passwords never reach
+logs or error text. Keep the `imapclient` logger above DEBUG in production: at DEBUG it logs protocol lines,
+message bodies included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.parser
+import email.policy
+import ipaddress
+import itertools
+import logging
+import select
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Self
+
+from imapclient import IMAPClient
+from imapclient.exceptions import (
+    CapabilityError,
+    IMAPClientAbortError,
+    IMAPClientError,
+    LoginError,
+    ProtocolError,
+)
+
+from mailroom.config import AuthMethod, ImapSettings, Security
+from mailroom.errors import MailroomError
+
+log = logging.getLogger(__name__)
+
+IDLE_SLICE_SECONDS = 0.5  # how often a waiting IDLE looks at the stop flag
+MAX_IDLE_RENEW_MINUTES = 9  # RFC 2177 servers may drop a client idle for 30 min; NATs often sooner
+DELETED = b"\\Deleted"
+_LOOPBACK_NAMES = frozenset({"localhost"})
+_NEW_MAIL = frozenset({b"EXISTS", b"RECENT"})
+
+
+# -- errors (to move into mailroom/errors.py) ---------------------------------------------------------------
+
+
+class MailboxError(MailroomError):
+    """The IMAP server refused something, or the mailbox configuration cannot work."""
+
+
+class MailboxUnavailable(MailboxError, ConnectionError):
+    """The server cannot be reached or dropped us (network, timeout, TLS, BYE): try again with backoff."""
+
+
+class MailboxAuthError(MailboxError):
+    """The server refused the login: permanent until the credentials or configuration change."""
+
+
+class UidValidityChanged(MailboxError):
+    """The folder's UIDVALIDITY is not the one stored: stored UIDs mean nothing now; resync by Message-ID."""
+
+    def __init__(self, folder: str, expected: int, actual: int) -> None:
+        super().__init__(
+            f"UIDVALIDITY of IMAP folder {folder} changed from {expected} to {actual}; resync by Message-ID"
+        )
+        self.folder = folder
+        self.expected = expected
+        self.actual = actual
+
+
+# -- values -------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImapOptions:
+    """How to reach the provider mailbox. Folder names use `/` for hierarchy whatever the server uses."""
+
+    host: str
+    port: int = 993
+    security: Security = "tls"
+    username: str = ""
+    password: str = field(default="", repr=False)
+    auth: AuthMethod = "login"
+    token_provider: Callable[[], str] | None = field(default=None, repr=False)
+    ca_file: Path | None = None
+    timeout: float = 60.0
+    inbox_folder: str = "INBOX"
+    processed_folder: str = "MHSS/Processed"
+    quarantine_folder: str = "MHSS/Quarantine"
+    idle_renew_minutes: int = MAX_IDLE_RENEW_MINUTES
+    poll_seconds: float = 60.0
+    allow_insecure_loopback: bool = False
+    # Capabilities to act as if the server lacked: for servers whose MOVE or IDLE misbehaves, and for tests.
+    ignore_capabilities: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        if self.security not in ("tls", "starttls", "none"):
+            raise ValueError(f"IMAP security must be tls, starttls or none, not {self.security!r}")
+        if not 1 <= self.idle_renew_minutes <= MAX_IDLE_RENEW_MINUTES:
+            raise ValueError(f"IMAP idle_renew_minutes must be 1 to {MAX_IDLE_RENEW_MINUTES}")
+        if self.timeout <= 0 or self.poll_seconds <= 0:
+            raise ValueError("IMAP timeout and poll_seconds must be positive")
+        if self.auth == "xoauth2" and self.token_provider is None:
+            raise ValueError("IMAP auth = xoauth2 needs a token provider")
+
+    @classmethod
+    def from_settings(
+        cls, imap: ImapSettings, *, password: str = "", token_provider: Callable[[], str] | None = None
+    ) -> ImapOptions:
+        """Options from the `[imap]` config section; the caller reads the password file or token command."""
+        return cls(
+            host=imap.host,
+            port=imap.port,
+            security=imap.security,
+            username=imap.username,
+            password=password,
+            auth=imap.auth,
+            token_provider=token_provider,
+            ca_file=imap.ca_file,
+            timeout=imap.timeout_seconds,
+            inbox_folder=imap.inbox_folder,
+            processed_folder=imap.processed_folder,
+            quarantine_folder=imap.quarantine_folder,
+            idle_renew_minutes=imap.idle_renew_minutes,
+            allow_insecure_loopback=imap.allow_insecure_loopback,
+        )
+
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class FetchedMessage:
+    """One message as stored on the server: (folder, uidvalidity, uid) names it for idempotent ingest."""
+
+    folder: str
+    uidvalidity: int
+    uid: int
+    raw: bytes = field(repr=False)
+    internaldate: datetime | None
+
+
+@dataclass(frozen=True)
+class _Namespace:
+    """Where personal folders live on this server: a prefix (often "" or "INBOX.") and the delimiter."""
+
+    prefix: str = ""
+    delimiter: str | None = "/"
+
+    def server_name(self, folder: str) -> str:
+        """Our `/`-separated folder name in the server's own spelling."""
+        parts = folder.split("/")
+        if parts[0].upper() == "INBOX":
+            parts[0] = "INBOX"
+        name = self.delimiter.join(parts) if self.delimiter else folder
+        if parts[0] == "INBOX" or name.startswith(self.prefix):
+            return name
+        return self.prefix + name
+
+
+# -- the mailbox -------------------------------------------------------------------------------------------
+
+
+class _Client(IMAPClient):  # type: ignore[misc]  # imapclient ships no type hints
+    """IMAPClient whose IDLE wait also sees responses already read into its buffer.
+
+    imapclient's `idle()` reads the "+ idling" line through a buffered reader; a server that reports
+    mail at the start of IDLE (Dovecot does) sends EXISTS in the same TLS record, so it lands in that
+    buffer and `idle_check()`, which polls only the socket, would not see it until the next event.
+    """
+
+    def _poll_socket(self, sock: socket.socket, timeout: float | None = None) -> Any:
+        if _has_buffered_input(self._imap, sock):
+            return [(sock.fileno(), select.POLLIN)]
+        return super()._poll_socket(sock, timeout)
+
+
+def _has_buffered_input(imap: Any, sock: socket.socket) -> bool:
+    reader = getattr(imap, "file", None)
+    if reader is None or sock.gettimeout() != 0.0:
+        return False  # only peek while idle_check has made the socket non-blocking
+    try:
+        return bool(reader.peek(1))
+    except OSError:  # nothing buffered and nothing on the wire (SSLWantReadError, BlockingIOError)
+        return False
+
+
+class Mailbox:
+    """A connection to the provider mailbox. Not thread-safe, except `stop()`."""
+
+    def __init__(self, options: ImapOptions, *, stop_event: threading.Event | None = None) -> None:
+        self.options = options
+        self._stop = stop_event if stop_event is not None else threading.Event()
+        self._tls = _tls_context(options)
+        self._client: Any = None
+        self._capabilities: frozenset[str] = frozenset()
+        self._namespace = _Namespace()
+        self._selected: str | None = None
+        self._marks: dict[str, tuple[int, int]] = {}  # folder -> (uidvalidity, highest UID handed out)
+        self._warned: set[str] = set()
+
+    # -- connection ---------------------------------------------------------------------------------------
+
+    def connect(self) -> None:
+        """Connect, secure, log in, learn the folder layout and create the processed/quarantine folders."""
+        self.close()
+        self._refuse_plaintext_unless_loopback()
+        try:
+            with self._edge("connect"):
+                self._client = self._open()
+                self._login()
+                ignored = _upper(self.options.ignore_capabilities)
+                self._capabilities = _capability_names(self._client) - ignored
+                self._namespace = self._discover_namespace()
+                self._ensure_folders()
+        except BaseException:
+            self._drop()
+            raise
+        o = self.options
+        log.info("IMAP connected to %s as %s (%s)", o.where, o.username, o.security)
+
+    def close(self) -> None:
+        """Log out if connected; never raises (the connection may already be dead)."""
+        client, self._client = self._client, None
+        self._selected = None
+        if client is None:
+            return
+        try:
+            client.logout()
+        except Exception:  # a dead connection cannot be logged out of: just drop it
+            with contextlib.suppress(Exception):
+                client.shutdown()
+
+    def stop(self) -> None:
+        """Ask a `wait_for_change` in progress (in another thread) to return False within about a second."""
+        self._stop.set()
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """The server's capabilities after login, minus `ignore_capabilities`."""
+        return self._capabilities
+
+    def __enter__(self) -> Self:
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- reading ------------------------------------------------------------------------------------------
+
+    def uidvalidity(self, folder: str) -> int:
+        """The folder's current UIDVALIDITY.
+
+        Asked by a fresh SELECT, not STATUS: for the selected folder Dovecot answers STATUS from the
+        session's view, which still shows the old value after the folder was deleted and recreated.
+        """
+        with self._edge(f"SELECT {folder}"):
+            return int(self._reselect(folder)[b"UIDVALIDITY"])
+
+    def fetch_since(
+        self, folder: str, last_uid: int, *, batch: int = 100, expect_uidvalidity: int | None = None
+    ) -> Iterator[FetchedMessage]:
+        """Every message with UID > last_uid, oldest first, fetched `batch` at a time without setting \\Seen.
+
+        With `expect_uidvalidity`, raises UidValidityChanged before fetching anything if the folder's
+        UIDVALIDITY differs (then `last_uid` refers to messages that no longer exist).
+        """
+        if batch < 1 or last_uid < 0:
+            raise ValueError("batch must be >= 1 and last_uid >= 0")
+        uidvalidity, uids = self._new_uids(folder, last_uid, expect_uidvalidity)
+        for chunk in _chunks(uids, batch):
+            with self._edge(f"FETCH in {folder}"):
+                data = self._require().fetch(chunk, [b"BODY.PEEK[]", b"INTERNALDATE"])
+            for uid in chunk:
+                item = data.get(uid)
+                if item is None or b"BODY[]" not in item:
+                    continue  # expunged by someone else between SEARCH and FETCH
+                self._marks[folder] = (uidvalidity, uid)
+                yield FetchedMessage(folder, uidvalidity, uid, item[b"BODY[]"], item.get(b"INTERNALDATE"))
+
+    def find_uid_by_message_id(self, folder: str, message_id: str) -> int | None:
+        """The lowest UID in `folder` whose Message-ID is exactly `message_id` (angle brackets optional)."""
+        wanted = message_id.strip()
+        wanted = wanted if wanted.startswith("<") else f"<{wanted}>"
+        if not wanted.isascii():
+            return None  # a Message-ID is ASCII by RFC 5322; anything else cannot be on the server
+        with self._edge(f"SEARCH Message-ID in {folder}"):
+            self._reselect(folder)  # used after a folder was recreated: never trust the session's view
+            client = self._require()
+            candidates = sorted(client.search(["HEADER", "Message-ID", wanted]))
+            if not candidates:
+                return None
+            # HEADER search is a substring match: confirm the exact value.
+            headers = client.fetch(candidates, [b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
+        for uid in candidates:
+            if _message_id(headers.get(uid, {})) == wanted:
+                return int(uid)
+        return None
+
+    # -- changing -----------------------------------------------------------------------------------------
+
+    def move(self, folder: str, uid: int, target: str) -> None:
+        """Move one message: MOVE when offered, else COPY + \\Deleted + (UID) EXPUNGE."""
+        with self._edge(f"move from {folder} to {target}"):
+            client = self._select(folder)
+            destination = self._name(target)
+            if "MOVE" in self._capabilities:
+                client.move([uid], destination)
+            else:
+                self._copy_and_expunge(client, uid, destination)
+
+    def flag(self, folder: str, uid: int, flag: str | bytes) -> None:
+        """Add one flag (for example \\Seen or \\Flagged) to one message."""
+        value = flag.encode("ascii") if isinstance(flag, str) else flag
+        with self._edge(f"STORE flag in {folder}"):
+            self._select(folder).add_flags([uid], [value])
+
+    # -- waiting ------------------------------------------------------------------------------------------
+
+    def wait_for_change(self, folder: str, timeout: float) -> bool:
+        """Block until new mail may be in `folder` (True), or `timeout` passes or stop() is called (False).
+
+        With IDLE this returns about 0.5 s after Dovecot sees a delivery; the IDLE command is renewed at
+        least every `idle_renew_minutes`. Without IDLE it sleeps `poll_seconds` (at most `timeout`) and
+        returns True, so the caller's catch-up runs as a poll. Mail that arrived after the last
+        `fetch_since` of this folder returns True at once: no delivery falls between catch-up and IDLE.
+        """
+        if self._stop.is_set():
+            return False
+        with self._edge(f"wait for mail in {folder}"):
+            uidvalidity = int(self._reselect(folder)[b"UIDVALIDITY"])
+            client = self._require()
+            if self._arrived_since_catch_up(client, folder, uidvalidity):
+                return True
+            if "IDLE" not in self._capabilities:
+                self._warn_once("IDLE", "server has no IDLE: polling every %s s", self.options.poll_seconds)
+                return not self._stop.wait(min(timeout, self.options.poll_seconds))
+            return self._idle(client, timeout)
+
+    # -- internals: connection ----------------------------------------------------------------------------
+
+    def _refuse_plaintext_unless_loopback(self) -> None:
+        o = self.options
+        if o.security == "none" and not (o.allow_insecure_loopback and _is_loopback(o.host)):
+            raise MailboxError(
+                f"IMAP {o.where}: security = none is allowed only to a loopback host"
+                " with allow_insecure_loopback = true"
+            )
+
+    def _open(self) -> Any:
+        o = self.options
+        implicit_tls = o.security == "tls"
+        client = _Client(o.host, port=o.port, ssl=implicit_tls, ssl_context=self._tls, timeout=o.timeout)
+        try:
+            if o.security == "starttls":
+                self._starttls(client)
+            _keepalive(client.socket())
+        except BaseException:
+            with contextlib.suppress(Exception):
+                client.shutdown()
+            raise
+        client.normalise_times = False  # INTERNALDATE as an aware datetime
+        return client
+
+    def _starttls(self, client: Any) -> None:
+        if not client.has_capability("STARTTLS"):
+            where = self.options.where
+            raise MailboxError(f"IMAP {where} does not offer STARTTLS; refusing to log in without TLS")
+        client.starttls(self._tls)
+
+    def _login(self) -> None:
+        o = self.options
+        if o.auth == "xoauth2":
+            assert o.token_provider is not None  # checked by ImapOptions
+            try:
+                token = o.token_provider()
+            except Exception as error:
+                raise MailboxAuthError(
+                    f"IMAP {o.where}: the XOAUTH2 token provider failed ({type(error).__name__})"
+                ) from error
+            self._client.oauth2_login(o.username, token)
+        else:
+            self._client.login(o.username, o.password)
+
+    def _discover_namespace(self) -> _Namespace:
+        client = self._client
+        if "NAMESPACE" in self._capabilities:
+            personal = client.namespace().personal
+            if personal:
+                prefix, delimiter = personal[0]
+                return _Namespace(prefix or "", delimiter or None)
+        listing = client.list_folders("", "")  # LIST "" "" answers with the hierarchy delimiter
+        delimiter = listing[0][1] if listing else b"/"
+        return _Namespace("", delimiter.decode() if isinstance(delimiter, bytes) else delimiter)
+
+    def _ensure_folders(self) -> None:
+        for folder in (self.options.processed_folder, self.options.quarantine_folder):
+            name = self._name(folder)
+            if self._client.folder_exists(name):
+                continue
+            try:
+                self._client.create_folder(name)
+            except IMAPClientError:
+                if not self._client.folder_exists(name):  # another instance may have just created it
+                    raise
+                continue
+            with contextlib.suppress(IMAPClientError):
+                self._client.subscribe_folder(name)  # so people see it in their mail client
+            log.info("IMAP created folder %s at %s", name, self.options.where)
+
+    def _require(self) -> Any:
+        if self._client is None:
+            raise MailboxUnavailable(f"IMAP {self.options.where}: not connected")
+        return self._client
+
+    def _drop(self) -> None:
+        """Forget a broken connection without talking to the server."""
+        client, self._client = self._client, None
+        self._selected = None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.shutdown()
+
+    @contextlib.contextmanager
+    def _edge(self, action: str) -> Iterator[None]:
+        """Translate imapclient, socket and TLS errors; a broken connection is dropped."""
+        where = self.options.where
+        try:
+            yield
+        except MailboxError as error:
+            if isinstance(error, MailboxUnavailable):
+                self._drop()
+            raise
+        except LoginError as error:
+            self._drop()
+            user = self.options.username
+            raise MailboxAuthError(f"IMAP login as {user} at {where} refused: {error}") from error
+        except ssl.SSLCertVerificationError as error:
+            self._drop()
+            raise MailboxUnavailable(
+                f"IMAP {where}: server certificate not trusted ({error.verify_message})"
+            ) from error
+        except (IMAPClientAbortError, ProtocolError, OSError) as error:
+            self._drop()
+            raise MailboxUnavailable(f"IMAP {action} at {where} failed: {self._describe(error)}") from error
+        except (CapabilityError, IMAPClientError) as error:
+            raise MailboxError(f"IMAP {action} at {where} failed: {error}") from error
+
+    def _describe(self, error: BaseException) -> str:
+        if isinstance(error, TimeoutError):
+            return f"no answer within {self.options.timeout:g} s"
+        return str(error) or type(error).__name__
+
+    def _warn_once(self, key: str, message: str, *args: object) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning("IMAP %s: " + message, self.options.where, *args)
+
+    # -- internals: folders and messages --------------------------------------------------------------------
+
+    def _name(self, folder: str) -> str:
+        return self._namespace.server_name(folder)
+
+    def _select(self, folder: str) -> Any:
+        """The client with `folder` selected, reusing the current selection."""
+        if self._selected != self._name(folder):
+            self._reselect(folder)
+        return self._require()
+
+    def _reselect(self, folder: str) -> dict[bytes, Any]:
+        """SELECT `folder` again and return the response (UIDVALIDITY, UIDNEXT, EXISTS...)."""
+        client = self._require()
+        name = self._name(folder)
+        self._selected = None
+        info: dict[bytes, Any] = client.select_folder(name)
+        self._selected = name
+        return info
+
+    def _new_uids(self, folder: str, last_uid: int, expect: int | None) -> tuple[int, list[int]]:
+        with self._edge(f"SEARCH in {folder}"):
+            info = self._reselect(folder)  # always fresh: UIDVALIDITY anchors the whole catch-up
+            uidvalidity = int(info[b"UIDVALIDITY"])
+            if expect is not None and expect != uidvalidity:
+                raise UidValidityChanged(folder, expect, uidvalidity)
+            self._marks[folder] = (uidvalidity, last_uid)
+            uidnext = info.get(b"UIDNEXT")
+            if uidnext is not None and int(uidnext) <= last_uid + 1:
+                return uidvalidity, []
+            return uidvalidity, _uids_above(self._require(), last_uid)
+
+    def _arrived_since_catch_up(self, client: Any, folder: str, uidvalidity: int) -> bool:
+        mark = self._marks.get(folder)
+        if mark is None:
+            return False
+        marked_uidvalidity, last = mark
+        if marked_uidvalidity != uidvalidity:
+            return True  # the catch-up will find out and raise UidValidityChanged
+        return bool(_uids_above(client, last))
+
+    def _copy_and_expunge(self, client: Any, uid: int, destination: str) -> None:
+        self._warn_once("MOVE", "server has no MOVE: moving by COPY, \\Deleted and EXPUNGE")
+        client.copy([uid], destination)
+        client.add_flags([uid], [DELETED], silent=True)
+        if "UIDPLUS" in self._capabilities:
+            client.uid_expunge([uid])
+        else:
+            self._warn_once("UIDPLUS", "server has no UIDPLUS: EXPUNGE removes every \\Deleted message")
+            client.expunge()
+
+    # -- internals: IDLE ----------------------------------------------------------------------------------
+
+    def _idle(self, client: Any, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        renew = self.options.idle_renew_minutes * 60.0
+        while not self._stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                if self._idle_once(client, min(left, renew)):
+                    return True
+            except IMAPClientError as error:
+                # A refused or garbled IDLE leaves the protocol state unknown: only a new connection is safe.
+                raise MailboxUnavailable(f"IMAP IDLE at {self.options.where} failed: {error}") from error
+        return False
+
+    def _idle_once(self, client: Any, period: float) -> bool:
+        """One IDLE command lasting at most `period`; True when the server reported new mail."""
+        client.idle()
+        end = time.monotonic() + period
+        changed = False
+        while not changed and not self._stop.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            slice_ = min(IDLE_SLICE_SECONDS, left)
+            started = time.monotonic()
+            responses = client.idle_check(timeout=slice_)
+            changed = self._reports_new_mail(responses)
+            if not responses and time.monotonic() - started < slice_ / 2:
+                # Readable but nothing to read: usually the server closed the connection. DONE proves it
+                # (it raises on a dead connection) and otherwise simply starts a fresh IDLE.
+                break
+        _, trailing = client.idle_done()
+        return changed or self._reports_new_mail(trailing)
+
+    def _reports_new_mail(self, responses: Iterable[Any]) -> bool:
+        changed = False
+        for response in responses:
+            if len(response) >= 2 and response[0] == b"BYE":
+                raise MailboxUnavailable(f"IMAP {self.options.where} said BYE: {_text(response[1])}")
+            changed = changed or (len(response) >= 2 and response[1] in _NEW_MAIL)
+        return changed
+
+
+# -- reconnecting -------------------------------------------------------------------------------------------
+
+
+# -- helpers ------------------------------------------------------------------------------------------------
+
+
+def _tls_context(options: ImapOptions) -> ssl.SSLContext:
+    """One verifying context per mailbox: the configured CA file, or the system trust store."""
+    try:
+        context = ssl.create_default_context(cafile=str(options.ca_file) if options.ca_file else None)
+    except (OSError, ssl.SSLError) as error:
+        raise MailboxError(f"IMAP ca_file {options.ca_file} cannot be used: {error}") from error
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def _keepalive(sock: socket.socket) -> None:
+    """TCP keepalive, so a connection silently dropped by a NAT or firewall fails within minutes."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (("TCP_KEEPIDLE", 60), ("TCP_KEEPINTVL", 15), ("TCP_KEEPCNT", 4)):
+        if hasattr(socket, option):
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _capability_names(client: Any) -> frozenset[str]:
+    return frozenset(_text(name).upper() for name in client.capabilities())
+
+
+def _upper(names: Iterable[str]) -> frozenset[str]:
+    return frozenset(name.upper() for name in names)
+
+
+def _uids_above(client: Any, last_uid: int) -> list[int]:
+    # "N:*" always includes the highest existing UID even when it is below N (RFC 3501 §6.4.8): filter.
+    return sorted(uid for uid in client.search(["UID", f"{last_uid + 1}:*"]) if uid > last_uid)
+
+
+def _chunks(items: list[int], size: int) -> Iterator[list[int]]:
+    iterator = iter(items)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def _message_id(item: dict[bytes, Any]) -> str | None:
+    raw = next((value for key, value in item.items() if key.startswith(b"BODY[")), None)
+    if not isinstance(raw, bytes):
+        return None
+    headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
+    value = headers.get("Message-ID")
+    return "".join(str(value).split()) if value is not None else None
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

@@ -1,0 +1,402 @@
+"""The durable outbox: claim, compose, send, record. The database is the queue.
+
+A row is claimed (`sending`, with a lease) and committed before any network call. Its Message-ID was
+stored when it was queued and is reused on every attempt, so a crash between the server's 250 and our
+commit can at worst resend the same Message-ID; the lease then expires, the row goes back to the queue,
+and the timeline says it was resent after an unconfirmed attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from sqlmodel import Session, col, select
+
+from mailroom import audit, store
+from mailroom.clockwork import ClockKeeper
+from mailroom.config import Settings
+from mailroom.db import transaction
+from mailroom.documents import DocumentStore
+from mailroom.models import Notice, Submission
+from mailroom.notices import queue_notice
+from mailroom.retry import RetryPolicy
+from mailroom.states import SENDABLE, SubmissionState
+from outbox.compose import compose_notice, compose_report
+from outbox.errors import (
+    CryptoError,
+    PartialDelivery,
+    SendError,
+    TransientSendError,
+)
+from outbox.types import NoticeRequest, ReportRequest, SendReceipt
+
+log = logging.getLogger(__name__)
+Now = Callable[[], datetime]
+ACTOR = "daemon:outbox"
+
+
+class MailSession(Protocol):
+    async def send(self, message: EmailMessage) -> SendReceipt: ...
+
+
+class Transport(Protocol):
+    def session(self) -> AbstractAsyncContextManager[MailSession]: ...
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a worker needs to send one row, taken out of the database under a lease."""
+
+    table: Literal["submission", "notice"]
+    id: int
+    message_id: str
+    attempt: int
+    lease_until: datetime
+
+
+@dataclass(frozen=True)
+class PassResult:
+    sent: int = 0
+    deferred: int = 0
+    failed: int = 0
+
+
+class Outbox:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Any,
+        documents: DocumentStore,
+        transport: Transport,
+        now: Now,
+        clocks: ClockKeeper,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.documents = documents
+        self.transport = transport
+        self.now = now
+        self.clocks = clocks
+        o = settings.outbox
+        self.retry = RetryPolicy(
+            initial=timedelta(minutes=o.retry_initial_minutes),
+            maximum=timedelta(minutes=o.retry_max_minutes),
+            lifetime=timedelta(days=o.max_lifetime_days),
+        )
+        self.lease = timedelta(seconds=o.lease_seconds)
+
+    # -- the pass ----------------------------------------------------------------------------------------
+
+    async def run_once(self) -> PassResult:
+        """Recover expired leases, then send everything due, over one connection."""
+        await asyncio.to_thread(self.recover_leases)
+        claims = await asyncio.to_thread(self.claim, self.settings.outbox.batch_size)
+        if not claims:
+            return PassResult()
+        counts = {"sent": 0, "deferred": 0, "failed": 0}
+        async with self.transport.session() as session:
+            for claim in claims:
+                outcome = await self._send_one(session, claim)
+                counts[outcome] += 1
+        return PassResult(**counts)
+
+    async def _send_one(self, session: MailSession, claim: Claim) -> str:
+        if self.now() >= claim.lease_until:
+            # The lease ran out while earlier items were slow: leave it to recovery rather than risk a
+            # second worker sending it at the same time.
+            return "deferred"
+        try:
+            message = await asyncio.to_thread(self.build, claim)
+        except CryptoError as exc:
+            return await asyncio.to_thread(
+                self.record_failure, claim, TransientSendError(f"cannot decrypt: {exc}")
+            )
+        try:
+            receipt = await session.send(message)
+        except PartialDelivery as exc:
+            return await asyncio.to_thread(self.record_partial, claim, exc)
+        except SendError as exc:
+            return await asyncio.to_thread(self.record_failure, claim, exc)
+        await asyncio.to_thread(self.record_sent, claim, receipt)
+        return "sent"
+
+    # -- claiming ----------------------------------------------------------------------------------------
+
+    def recover_leases(self) -> int:
+        """Rows whose worker died mid-send go back to the queue with their Message-ID."""
+        now = self.now()
+        recovered = 0
+        with transaction(self.engine) as session:
+            for sub in session.exec(
+                select(Submission).where(
+                    Submission.state == SubmissionState.SENDING, col(Submission.lease_until) < now
+                )
+            ).all():
+                sub.lease_until = None
+                sub.next_attempt_at = now
+                store.move_submission(
+                    session,
+                    sub,
+                    SubmissionState.QUEUED,
+                    now=now,
+                    actor=ACTOR,
+                    action="lease-expired",
+                    detail={"note": "resent after an unconfirmed attempt", "message_id": sub.message_id},
+                )
+                recovered += 1
+            for notice in session.exec(
+                select(Notice).where(Notice.state == "sending", col(Notice.lease_until) < now)
+            ).all():
+                notice.lease_until = None
+                notice.next_attempt_at = now
+                _move_notice(session, notice, "queued", now=now, action="lease-expired")
+                recovered += 1
+        if recovered:
+            log.warning("%d message(s) were resent after an unconfirmed attempt", recovered)
+        return recovered
+
+    def claim(self, limit: int) -> list[Claim]:
+        now = self.now()
+        lease_until = now + self.lease
+        claims: list[Claim] = []
+        with transaction(self.engine) as session:
+            due_submissions = session.exec(
+                select(Submission)
+                .where(col(Submission.state).in_(list(SENDABLE)), col(Submission.next_attempt_at) <= now)
+                .order_by(col(Submission.next_attempt_at), col(Submission.id))
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for sub in due_submissions:
+                claim = self._claim_submission(session, sub, now=now, lease_until=lease_until)
+                if claim:
+                    claims.append(claim)
+            due_notices = session.exec(
+                select(Notice)
+                .where(col(Notice.state).in_(["queued", "deferred"]), col(Notice.next_attempt_at) <= now)
+                .order_by(col(Notice.next_attempt_at), col(Notice.id))
+                .limit(max(limit - len(claims), 1))
+                .with_for_update(skip_locked=True)
+            ).all()
+            for notice in due_notices:
+                assert notice.id is not None
+                notice.attempts += 1
+                notice.lease_until = lease_until
+                _move_notice(session, notice, "sending", now=now, action="claimed")
+                claims.append(Claim("notice", notice.id, notice.message_id, notice.attempts, lease_until))
+        return claims
+
+    def _claim_submission(
+        self, session: Session, sub: Submission, *, now: datetime, lease_until: datetime
+    ) -> Claim | None:
+        assert sub.id is not None and sub.message_id is not None
+        case = store.case_by_id(session, sub.case_id)
+        if case.erased_at is not None:
+            store.move_submission(
+                session, sub, SubmissionState.CANCELLED, now=now, actor=ACTOR, action="cancelled-erased"
+            )
+            return None
+        sub.attempts += 1
+        sub.lease_until = lease_until
+        store.move_submission(
+            session,
+            sub,
+            SubmissionState.SENDING,
+            now=now,
+            actor=ACTOR,
+            action="claimed",
+            detail={"attempt": sub.attempts},
+        )
+        return Claim("submission", sub.id, sub.message_id, sub.attempts, lease_until)
+
+    # -- composing ---------------------------------------------------------------------------------------
+
+    def build(self, claim: Claim) -> EmailMessage:
+        """Decrypt and compose; plaintext exists only in memory for as long as this message lives."""
+        with transaction(self.engine) as session:
+            if claim.table == "notice":
+                notice = session.get(Notice, claim.id)
+                assert notice is not None
+                return compose_notice(
+                    NoticeRequest(
+                        from_address=self.settings.provider.from_address,
+                        to=tuple(notice.recipients),
+                        subject=notice.subject,
+                        body=notice.body,
+                        message_id=notice.message_id,
+                        date=self.now(),
+                        in_reply_to=notice.in_reply_to,
+                        references=(notice.in_reply_to,) if notice.in_reply_to else (),
+                    )
+                )
+            sub = store.get_submission(session, claim.id)
+            case = store.case_by_id(session, sub.case_id)
+            document = store.document_for(session, sub)
+        if document.stored_path is None:
+            raise CryptoError("the document was purged or erased")
+        pdf = self.documents.get(Path(document.stored_path))
+        report_type = self.settings.report_type(sub.report_type)
+        label = report_type.label if report_type else sub.report_type
+        return compose_report(
+            ReportRequest(
+                from_address=self.settings.provider.from_address,
+                to=(self.settings.dwp.inbox,),
+                case_ref=case.case_ref,
+                report_type_label=label,
+                submission_token=sub.token,
+                message_id=claim.message_id,
+                date=self.now(),
+                pdf=pdf,
+                pdf_filename=f"{case.case_ref}-{sub.report_type}-v{sub.version}.pdf",
+                cover_text=None,
+                reply_to=None,
+            )
+        )
+
+    # -- recording outcomes --------------------------------------------------------------------------------
+
+    def record_sent(self, claim: Claim, receipt: SendReceipt) -> None:
+        now = self.now()
+        reply = f"{receipt.code} {receipt.text}".strip()
+        with transaction(self.engine) as session:
+            row = self._claimed_row(session, claim)
+            if row is None:
+                return
+            row.last_smtp_code, row.last_smtp_text = receipt.code, receipt.text[:1024]
+            row.sent_reply = reply[:1024]
+            row.sent_at = now
+            row.lease_until = None
+            row.next_attempt_at = None
+            detail = {"message_id": claim.message_id, "reply": reply[:200], "attempt": claim.attempt}
+            if isinstance(row, Notice):
+                _move_notice(session, row, "sent", now=now, action="sent", detail=detail)
+                return
+            store.move_submission(
+                session, row, SubmissionState.SENT, now=now, actor=ACTOR, action="sent", detail=detail
+            )
+            self.clocks.on_report_sent(session, row, now=now)
+        log.info("%s %d sent as %s: %s", claim.table, claim.id, claim.message_id, reply[:120])
+
+    def record_partial(self, claim: Claim, error: PartialDelivery) -> str:
+        if not error.accepted:
+            return self.record_failure(claim, error)
+        receipt = SendReceipt(
+            message_id=claim.message_id,
+            accepted=error.accepted,
+            refused=error.refused,
+            code=error.code or 250,
+            text=error.text or "",
+        )
+        self.record_sent(claim, receipt)
+        refused = ", ".join(f"{addr} ({code})" for addr, (code, _text) in error.refused.items())
+        with transaction(self.engine) as session:
+            self._alert(session, claim, f"some recipients refused the message: {refused}")
+        return "sent"
+
+    def record_failure(self, claim: Claim, error: SendError) -> str:
+        now = self.now()
+        with transaction(self.engine) as session:
+            row = self._claimed_row(session, claim)
+            if row is None:
+                return "deferred"
+            row.last_smtp_code = error.code
+            row.last_smtp_text = (error.text or str(error))[:1024]
+            row.lease_until = None
+            detail = {"attempt": claim.attempt, "code": error.code, "error": str(error)[:300]}
+            queued_at = row.queued_at if isinstance(row, Submission) and row.queued_at else row.created_at
+            retry_at = (
+                self.retry.next_attempt(attempts=claim.attempt, queued_at=queued_at, now=now)
+                if isinstance(error, TransientSendError)
+                else None
+            )
+            if retry_at is not None:
+                row.next_attempt_at = retry_at
+                detail["retry_at"] = retry_at.isoformat()
+                self._move(session, row, "deferred", now=now, action="deferred", detail=detail)
+                outcome = "deferred"
+            else:
+                row.next_attempt_at = None
+                if isinstance(error, TransientSendError):
+                    detail["note"] = "gave up: queue lifetime exceeded"
+                self._move(session, row, "failed", now=now, action="failed", detail=detail)
+                if isinstance(row, Submission):
+                    row.failed_at = now
+                    self._alert(session, claim, f"sending failed: {error}")
+                outcome = "failed"
+        log.warning("%s %d %s: %s", claim.table, claim.id, outcome, error)
+        return outcome
+
+    def _claimed_row(self, session: Session, claim: Claim) -> Submission | Notice | None:
+        row: Submission | Notice | None = (
+            session.get(Submission, claim.id)
+            if claim.table == "submission"
+            else session.get(Notice, claim.id)
+        )
+        if row is None or row.state != "sending" or row.attempts != claim.attempt:
+            # Someone else took it over after our lease ran out; their record wins.
+            log.warning("%s %d changed hands while it was being sent; not recording", claim.table, claim.id)
+            return None
+        return row
+
+    def _move(self, session: Session, row: Submission | Notice, target: str, **kw: Any) -> None:
+        if isinstance(row, Notice):
+            _move_notice(session, row, target, **kw)
+        else:
+            store.move_submission(session, row, SubmissionState(target), actor=ACTOR, **kw)
+
+    def _alert(self, session: Session, claim: Claim, problem: str) -> None:
+        """Tell the provider team, with the case reference only; alerts about alerts are only logged."""
+        if claim.table != "submission":
+            return
+        sub = store.get_submission(session, claim.id)
+        case = store.case_by_id(session, sub.case_id)
+        queue_notice(
+            session,
+            settings=self.settings,
+            now=self.now(),
+            kind="alert",
+            recipients=(self.settings.provider.team_address,),
+            subject=f"MHSS mailroom: {sub.report_type} for {case.case_ref} [{sub.token}] was not delivered",
+            body=(
+                f"Submission {sub.token} ({sub.report_type}, case {case.case_ref},\n"
+                f"Message-ID {sub.message_id})\n"
+                f"could not be delivered to {self.settings.dwp.inbox}:\n\n  {problem}\n\n"
+                f"Check `mailroom queue` and `mailroom case show {case.case_ref}`; "
+                f"`mailroom queue retry {sub.id}` sends it again with the same Message-ID.\n"
+            ),
+            case_id=case.id,
+            submission_id=sub.id,
+        )
+
+
+def _move_notice(
+    session: Session,
+    notice: Notice,
+    target: str,
+    *,
+    now: datetime,
+    action: str,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    current = notice.state
+    notice.state = target
+    session.add(notice)
+    audit.record(
+        session,
+        at=now,
+        actor=ACTOR,
+        entity="notice",
+        entity_id=notice.id,
+        action=action,
+        from_state=current,
+        to_state=target,
+        detail=detail,
+    )

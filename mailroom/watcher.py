@@ -1,0 +1,102 @@
+"""The IMAP watcher: catch up by UID, then wait on IDLE as a doorbell, reconnecting with backoff.
+
+Correctness comes from the stored cursor (UIDVALIDITY + last UID), never from IDLE: every wake-up, and
+every reconnect, runs the same catch-up. The IMAP client lives in one worker thread at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+
+from sqlalchemy.engine import Engine
+
+from mailroom.db import transaction
+from mailroom.inbound import Disposition, Inbox, cursor_for
+from mailroom.mailbox import Mailbox, MailboxAuthError, MailboxError, MailboxUnavailable
+from mailroom.runners import Backoff, Heartbeat, OutageLog, sleep_or_stop
+
+log = logging.getLogger(__name__)
+AUTH_RETRY_SECONDS = 600.0
+
+
+class InboxWatcher:
+    def __init__(self, mailbox: Mailbox, inbox: Inbox, engine: Engine) -> None:
+        self.mailbox = mailbox
+        self.inbox = inbox
+        self.engine = engine
+        o = mailbox.options
+        self.folder = o.inbox_folder
+        self.key = f"imap:{o.username}@{o.host}:{o.port}/{o.inbox_folder}"
+
+    def catch_up(self) -> int:
+        """Process every message after the cursor; returns how many were new. Blocking: run in a thread."""
+        if not self.mailbox.connected:
+            self.mailbox.connect()
+        uidvalidity = self.mailbox.uidvalidity(self.folder)
+        with transaction(self.engine) as session:
+            cursor = cursor_for(session, self.key)
+            last_uid = cursor.last_uid if cursor and cursor.uidvalidity == uidvalidity else 0
+            if cursor and cursor.uidvalidity != uidvalidity:
+                log.warning(
+                    "%s: UIDVALIDITY changed; re-reading the folder (nothing is applied twice)", self.key
+                )
+        count = 0
+        for fetched in self.mailbox.fetch_since(self.folder, last_uid, expect_uidvalidity=uidvalidity):
+            try:
+                result = self.inbox.ingest(
+                    fetched.raw,
+                    mailbox=self.key,
+                    uidvalidity=fetched.uidvalidity,
+                    uid=fetched.uid,
+                    received_at=fetched.internaldate,
+                )
+                disposition = result.disposition
+                count += 0 if result.duplicate else 1
+            except MailboxError:
+                raise
+            except Exception as exc:  # one bad message must not stop the mailbox
+                log.exception("message UID %s could not be processed; quarantined for replay", fetched.uid)
+                self.inbox.quarantine_failure(
+                    fetched.raw, mailbox=self.key, uidvalidity=fetched.uidvalidity, uid=fetched.uid, error=exc
+                )
+                disposition = Disposition.QUARANTINE
+            self._file(fetched.uid, disposition)
+        return count
+
+    def _file(self, uid: int, disposition: Disposition) -> None:
+        o = self.mailbox.options
+        if disposition == Disposition.PROCESSED:
+            self.mailbox.move(self.folder, uid, o.processed_folder)
+        elif disposition == Disposition.QUARANTINE:
+            self.mailbox.move(self.folder, uid, o.quarantine_folder)
+
+    async def run(self, stop: asyncio.Event, heartbeat: Heartbeat) -> None:
+        outage = OutageLog(f"IMAP {self.mailbox.options.where}")
+        backoff = Backoff(random.Random())
+        renew = self.mailbox.options.idle_renew_minutes * 60.0
+        while not stop.is_set():
+            try:
+                await asyncio.to_thread(self.catch_up)
+                outage.recovered()
+                backoff.reset()
+                heartbeat.beat("inbox")
+                await asyncio.to_thread(self.mailbox.wait_for_change, self.folder, min(renew, 30.0))
+                heartbeat.beat("inbox")
+                continue
+            except MailboxAuthError as exc:
+                # A wrong password is an operator matter, not a bug: one line, no traceback.
+                log.error("IMAP login refused (%s); check [imap] username and password_file", exc)  # noqa: TRY400
+                delay = AUTH_RETRY_SECONDS
+            except (MailboxUnavailable, MailboxError, OSError) as exc:
+                delay = backoff.next_delay()
+                outage.failed(exc, retry_in=delay)
+            await asyncio.to_thread(self.mailbox.close)
+            heartbeat.beat("inbox")
+            if await sleep_or_stop(stop, delay):
+                break
+        await asyncio.to_thread(self.mailbox.close)
+
+    def stop(self) -> None:
+        self.mailbox.stop()

@@ -1,0 +1,105 @@
+"""Real local servers for integration tests: an SMTP relay (aiosmtpd), a gpg home, Dovecot, PostgreSQL.
+
+A server that cannot run here skips its tests on a laptop, and fails them when CI=true: CI installs and
+must run everything.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+
+from tests.conftest import Env, base_sections, write_config
+from tests.support.dovecot import ALICE, Dovecot, ServerUnavailable
+from tests.support.gpg import GpgHome, GpgKey
+from tests.support.postgres import Postgres
+from tests.support.smtpd import SmtpServer
+
+
+def unavailable(error: Exception) -> NoReturn:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI must run every integration test: {error}")
+    pytest.skip(str(error))
+
+
+@pytest.fixture
+def relay() -> Iterator[SmtpServer]:
+    with SmtpServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def gpg_home() -> Iterator[tuple[GpgHome, GpgKey]]:
+    with GpgHome() as home:
+        yield home, home.generate_key("mailroom-documents@provider.example")
+
+
+@pytest.fixture(scope="session")
+def dovecot() -> Iterator[Dovecot]:
+    try:
+        server = Dovecot()
+    except ServerUnavailable as error:
+        unavailable(error)
+    with server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    try:
+        cluster = Postgres()
+    except ServerUnavailable as error:
+        unavailable(error)
+    with cluster:
+        yield cluster
+
+
+def secret_file(root: Path, name: str, value: str) -> str:
+    path = root / name
+    path.write_text(value)
+    path.chmod(0o600)
+    return str(path)
+
+
+@pytest.fixture
+def make_daemon_env(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], relay: SmtpServer, gpg_home: tuple[GpgHome, GpgKey]
+) -> Callable[..., Env]:
+    """A config wired to the real relay and gpg (and Dovecot when `imap=` is given), schema upgraded."""
+
+    def factory(*, imap: Dovecot | None = None, **overrides: dict[str, Any]) -> Env:
+        home, key = gpg_home
+        sections = base_sections(tmp_path)
+        sections["smtp"] = {
+            "host": relay.host,
+            "port": relay.port,
+            "security": "starttls",
+            "username": relay.username,
+            "password_file": secret_file(tmp_path, "smtp.pw", relay.password),
+            "ca_file": str(relay.ca_pem),
+            "timeout_seconds": 5.0,
+        }
+        sections["gpg"] = {"home": str(home.path), "recipients": [key.fingerprint], "encrypt_at_rest": True}
+        sections["daemon"] = {"test_mode": True}
+        sections["trust"] = {"authserv_ids": ["mx.provider.example"]}
+        if imap is not None:
+            sections["imap"] = {
+                "host": imap.host,
+                "port": imap.imaps_port,
+                "security": "tls",
+                "username": imap.login_name(ALICE),
+                "password_file": secret_file(tmp_path, "imap.pw", imap.password(ALICE)),
+                "ca_file": str(imap.ca_file),
+                "timeout_seconds": 10.0,
+            }
+        for section, values in overrides.items():
+            sections.setdefault(section, {}).update(values)
+        env = Env(tmp_path, write_config(tmp_path / "mailroom.toml", sections), capsys)
+        assert env.run("db", "upgrade").code == 0
+        return env
+
+    return factory
