@@ -71,7 +71,7 @@ def make_daemon_env(
 ) -> Callable[..., Env]:
     """A config wired to the real relay and gpg (and Dovecot when `imap=` is given), schema upgraded."""
 
-    def factory(*, imap: Dovecot | None = None, **overrides: dict[str, Any]) -> Env:
+    def factory(*, mailbox: Dovecot | None = None, **overrides: dict[str, Any]) -> Env:
         home, key = gpg_home
         sections = base_sections(tmp_path)
         sections["smtp"] = {
@@ -86,14 +86,14 @@ def make_daemon_env(
         sections["gpg"] = {"home": str(home.path), "recipients": [key.fingerprint], "encrypt_at_rest": True}
         sections["daemon"] = {"test_mode": True}
         sections["trust"] = {"authserv_ids": ["mx.provider.example"]}
-        if imap is not None:
+        if mailbox is not None:
             sections["imap"] = {
-                "host": imap.host,
-                "port": imap.imaps_port,
+                "host": mailbox.host,
+                "port": mailbox.imaps_port,
                 "security": "tls",
-                "username": imap.login_name(ALICE),
-                "password_file": secret_file(tmp_path, "imap.pw", imap.password(ALICE)),
-                "ca_file": str(imap.ca_file),
+                "username": mailbox.login_name(ALICE),
+                "password_file": secret_file(tmp_path, "mailbox.pw", mailbox.password(ALICE)),
+                "ca_file": str(mailbox.ca_file),
                 "timeout_seconds": 10.0,
             }
         for section, values in overrides.items():
