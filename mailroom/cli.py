@@ -628,3 +628,12 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 def main() -> NoReturn:
     sys.exit(run())
+
+
+def _register_operator_commands() -> None:
+    from mailroom.cli_ops import register
+
+    register(app)
+
+
+_register_operator_commands()

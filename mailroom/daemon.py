@@ -37,7 +37,6 @@ from outbox.types import SmtpOptions
 
 log = logging.getLogger(__name__)
 Now = Callable[[], datetime]
-OUTBOX_INTERVAL = 5.0
 INTAKE_INTERVAL = 5.0
 STOP_GRACE = 8.0
 
@@ -151,7 +150,11 @@ async def run_forever(parts: Parts) -> None:
     tasks = [
         asyncio.create_task(
             periodic(
-                "outbox", parts.outbox.run_once, stop=stop, interval=OUTBOX_INTERVAL, heartbeat=heartbeat
+                "outbox",
+                parts.outbox.run_once,
+                stop=stop,
+                interval=parts.settings.outbox.poll_seconds,
+                heartbeat=heartbeat,
             ),
             name="outbox",
         ),

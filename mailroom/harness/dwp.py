@@ -28,7 +28,9 @@ REASON_WORDING = {
 }
 
 
-def _base(original: EmailMessage, *, subject: str, now: datetime, authserv_id: str, sender: str) -> EmailMessage:
+def _base(
+    original: EmailMessage, *, subject: str, now: datetime, authserv_id: str, sender: str
+) -> EmailMessage:
     reply = EmailMessage()
     reply["Authentication-Results"] = (
         f"{authserv_id}; dkim=pass header.d={DWP_DOMAIN} header.s=selector1; "
@@ -47,8 +49,13 @@ def _base(original: EmailMessage, *, subject: str, now: datetime, authserv_id: s
 
 def acknowledgement(original: EmailMessage, *, now: datetime, authserv_id: str) -> EmailMessage:
     """The inbox's automated response: proof of receipt, never approval."""
-    reply = _base(original, subject=f"Automatic reply: {original['Subject']}", now=now,
-                  authserv_id=authserv_id, sender=DWP_INBOX)
+    reply = _base(
+        original,
+        subject=f"Automatic reply: {original['Subject']}",
+        now=now,
+        authserv_id=authserv_id,
+        sender=DWP_INBOX,
+    )
     reply["Auto-Submitted"] = "auto-replied"
     reply["X-Auto-Response-Suppress"] = "All"
     reply.set_content(
@@ -63,12 +70,17 @@ def rejection(
     original: EmailMessage, reasons: Sequence[str], *, now: datetime, authserv_id: str, case_ref: str
 ) -> EmailMessage:
     """A report returned for rework, with the reasons in Annex F's words."""
-    reply = _base(original, subject=f"RE: {original['Subject']} - returned for rework", now=now,
-                  authserv_id=authserv_id, sender=DWP_INBOX)
+    reply = _base(
+        original,
+        subject=f"RE: {original['Subject']} - returned for rework",
+        now=now,
+        authserv_id=authserv_id,
+        sender=DWP_INBOX,
+    )
     listed = "\n".join(f"- {REASON_WORDING.get(code, code)}" for code in reasons)
     reply.set_content(
-        f"Dear provider,\n\nThe MHSS report for case {case_ref} has been returned to you for rework because it "
-        f"does not meet the specified standard, for the following reasons:\n\n{listed}\n\n"
+        f"Dear provider,\n\nThe MHSS report for case {case_ref} has been returned to you for rework "
+        f"because it does not meet the specified standard, for the following reasons:\n\n{listed}\n\n"
         "Please amend the report and resubmit it within 5 working days.\n\n"
         "Access to Work Service Delivery\nDepartment for Work and Pensions\n"
     )
