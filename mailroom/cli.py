@@ -21,6 +21,7 @@ import click
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+from sqlalchemy.engine import Engine
 
 from mailroom.clockwork import ClockKeeper
 from mailroom.config import Settings, config_path, load_settings
@@ -44,6 +45,7 @@ class Cli:
     _settings: Settings | None = field(default=None, repr=False)
     _mailroom: Mailroom | None = field(default=None, repr=False)
     _clocks: ClockKeeper | None = field(default=None, repr=False)
+    _engines: list[Engine] = field(default_factory=list, repr=False)
 
     def settings(self) -> Settings:
         if self._settings is None:
@@ -80,6 +82,20 @@ class Cli:
         if self._clocks is None:
             self._clocks = ClockKeeper(self.settings())
         return self._clocks
+
+    def close(self) -> None:
+        """Give the database connections back when the command ends (PostgreSQL counts them)."""
+        if self._mailroom is not None:
+            self._mailroom.engine.dispose()
+        for engine in self._engines:
+            engine.dispose()
+
+    def engine(self) -> Engine:
+        from mailroom.db import make_engine
+
+        engine = make_engine(self.settings().store.url)
+        self._engines.append(engine)
+        return engine
 
     def mailroom(self) -> Mailroom:
         if self._mailroom is None:
@@ -129,6 +145,7 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
 def app(ctx: click.Context, config: str | None) -> None:
     """Send AtW MHSS reports to DWP, read DWP's replies, run the clocks, escalate."""
     ctx.obj = Cli(config=config)
+    ctx.call_on_close(ctx.obj.close)
 
 
 # -- db ------------------------------------------------------------------------------------------------
@@ -144,11 +161,11 @@ def db_group() -> None:
 @pass_cli
 def db_upgrade(cli: Cli, as_json: bool) -> None:
     """Create or migrate the schema to the latest revision (safe to run again)."""
-    from mailroom.db import make_engine, upgrade
+    from mailroom.db import upgrade
     from mailroom.documents import ensure_private_dir
 
     settings = cli.settings()
-    before, after = upgrade(make_engine(settings.store.url))
+    before, after = upgrade(cli.engine())
     ensure_private_dir(settings.store.documents_dir)
     if as_json:
         print_json({"from": before, "to": after, "changed": before != after})
@@ -359,7 +376,7 @@ def run_daemon(cli: Cli, once: bool, at: str | None, as_json: bool) -> None:
     settings = cli.settings()
     configure(settings.daemon.log_level)
     now = cli.now(at)
-    parts = build(settings, now=now)
+    parts = build(settings, now=now, engine=cli.engine())
     if once:
         report = asyncio.run(run_once(parts))
         if as_json:

@@ -14,11 +14,13 @@ from sqlalchemy.engine import Engine
 
 from mailroom.db import transaction
 from mailroom.inbound import Disposition, Inbox, cursor_for
+from mailroom.leader import Leadership
 from mailroom.mailbox import Mailbox, MailboxAuthError, MailboxError, MailboxUnavailable
 from mailroom.runners import Backoff, Heartbeat, OutageLog, sleep_or_stop
 
 log = logging.getLogger(__name__)
 AUTH_RETRY_SECONDS = 600.0
+STANDBY_SECONDS = 30.0
 
 
 class InboxWatcher:
@@ -76,7 +78,14 @@ class InboxWatcher:
         outage = OutageLog(f"IMAP {self.mailbox.options.where}")
         backoff = Backoff(random.Random())
         renew = self.mailbox.options.idle_renew_minutes * 60.0
+        leader = Leadership(self.engine, f"imap-watcher:{self.key}")
         while not stop.is_set():
+            if not await asyncio.to_thread(leader.acquire):
+                # Another daemon on this database reads the mailbox; stand by in case it goes away.
+                heartbeat.beat("inbox")
+                if await sleep_or_stop(stop, STANDBY_SECONDS):
+                    break
+                continue
             try:
                 await asyncio.to_thread(self.catch_up)
                 outage.recovered()
@@ -97,6 +106,7 @@ class InboxWatcher:
             if await sleep_or_stop(stop, delay):
                 break
         await asyncio.to_thread(self.mailbox.close)
+        await asyncio.to_thread(leader.release)
 
     def stop(self) -> None:
         self.mailbox.stop()
