@@ -88,5 +88,9 @@ def test_kill_9_loses_nothing_and_doubles_nothing(
     duplicates = len(received) - len(set(received))
     record_property("duplicates_same_message_id", duplicates)
     record_property("sigterm_stop_seconds", round(stop_seconds, 2))
-    print(json.dumps({"received": len(received), "duplicates": duplicates, "stop_seconds": round(stop_seconds, 2)}))
+    print(
+        json.dumps(
+            {"received": len(received), "duplicates": duplicates, "stop_seconds": round(stop_seconds, 2)}
+        )
+    )
     assert stop_seconds < 10
