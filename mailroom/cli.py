@@ -596,6 +596,98 @@ def preflight_command(cli: Cli, pdf: Path, case_ref: str | None, report_type: st
         raise click.exceptions.Exit(EX_FAILURE)
 
 
+@app.command("erase")
+@click.argument("case_ref")
+@click.option(
+    "--request-ref", required=True, help="Reference of the erasure request (kept in the tombstone)."
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+@pass_cli
+def erase(cli: Cli, case_ref: str, request_ref: str, yes: bool, as_json: bool) -> None:
+    """Erase a case's documents and personal data (memo 08 §8.33-8.49); keep a tombstone and the audit."""
+    from mailroom.records import erase_case
+
+    mailroom = cli.mailroom()
+    if not yes and not as_json and sys.stdin.isatty():
+        click.confirm(
+            f"Erase {case_ref.upper()} and every document and message of it? This cannot be undone",
+            abort=True,
+            err=True,
+        )
+    result = erase_case(mailroom.engine, case_ref, request_ref=request_ref, actor=actor(), now=mailroom.now)
+    view = {
+        "erased": True,
+        "documents": result.documents,
+        "messages": result.messages,
+        "cancelled_submissions": result.cancelled,
+        "tombstone": result.case_ref_hash,
+    }
+    if as_json:
+        print_json(view)
+    else:
+        out.print(
+            f"erased: {result.documents} document(s), {result.messages} message(s), "
+            f"{result.cancelled} submission(s) cancelled; tombstone kept"
+        )
+
+
+@app.command("purge")
+@json_option
+@pass_cli
+def purge_command(cli: Cli, as_json: bool) -> None:
+    """Delete stored documents and raw mail older than [retention] documents_days (ch.8)."""
+    from mailroom.records import purge
+
+    mailroom = cli.mailroom()
+    with Progress(console=err, transient=True, disable=as_json) as progress:
+        progress.add_task("purging", total=None)
+        result = purge(
+            mailroom.engine,
+            retention_days=cli.settings().retention.documents_days,
+            actor=actor(),
+            now=mailroom.now,
+        )
+    view = {"documents": result.documents, "messages": result.messages, "cutoff": result.cutoff.isoformat()}
+    if as_json:
+        print_json(view)
+    else:
+        out.print(
+            f"purged {result.documents} document(s) and {result.messages} message(s) older than "
+            f"{result.cutoff.date().isoformat()}"
+        )
+
+
+@app.group("report")
+def report_group() -> None:
+    """Reports for people."""
+
+
+@report_group.command("mi")
+@click.option("--from", "start", metavar="DATE", help="First day (YYYY-MM-DD).")
+@click.option("--to", "end", metavar="DATE", help="Last day (YYYY-MM-DD).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table", show_default=True)
+@json_option
+@pass_cli
+def report_mi(cli: Cli, start: str | None, end: str | None, fmt: str, as_json: bool) -> None:
+    """Submissions, acknowledgement times, rejections by reason: evidence for the monthly review."""
+    import csv
+
+    from mailroom.mi import to_csv_rows
+
+    summary = cli.mailroom().management_information(
+        _date(start) if start else None, _date(end) if end else None
+    )
+    if as_json:
+        print_json(summary)
+    elif fmt == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["measure", "detail", "value"])
+        writer.writerows(to_csv_rows(summary))
+    else:
+        print_table("Management information", ["measure", "detail", "value"], to_csv_rows(summary))
+
+
 def _read_file(path: Path) -> bytes:
     try:
         return path.read_bytes()
@@ -609,7 +701,7 @@ def _date(value: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise InputError(f"--as-of: not a date like 2026-12-24: {value!r}") from None
+        raise InputError(f"not a date like 2026-12-24: {value!r}") from None
 
 
 # -- entry point -----------------------------------------------------------------------------------------

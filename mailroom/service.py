@@ -10,7 +10,7 @@ import csv
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,10 @@ from mailroom.db import transaction
 from mailroom.documents import DocumentStore
 from mailroom.errors import Conflict, InputError, NotFound
 from mailroom.identity import nino_hmac
+from mailroom.mi import SubmissionFacts, summarise
 from mailroom.models import Case, Clock, Document, Escalation, Notice, Submission
 from mailroom.notices import new_message_id
+from mailroom.records import refuse_if_erased
 from mailroom.states import SUBMISSION_MOVES, SubmissionState
 from parsers.errors import InvalidNino
 from parsers.preflight import Check, Outcome, PreflightPolicy, PreflightReport, preflight
@@ -96,6 +98,7 @@ class Mailroom:
             )
         if store.get_case(session, case_ref) is not None:
             raise Conflict(f"case {case_ref} exists already")
+        refuse_if_erased(session, case_ref)
         digest = self._nino_digest(new.nino) if new.nino else None
         if digest and store.cases_by_nino_hmac(session, digest) and not force:
             # Memo 08 §4.62: a customer can be on the programme only once.
@@ -157,6 +160,7 @@ class Mailroom:
     def case_view(self, case_ref: str) -> dict[str, Any]:
         """`case show REF --json` (design.md §8), plus each submission's timeline."""
         with transaction(self.engine) as session:
+            refuse_if_erased(session, case_ref)
             case = store.require_case(session, case_ref)
             assert case.id is not None
             submissions = store.submissions_for_case(session, case.id)
@@ -258,6 +262,7 @@ class Mailroom:
             known = ", ".join(t.code for t in self.settings.report_types)
             raise InputError(f"unknown report type {report_type!r} (known: {known})")
         with transaction(self.engine) as session:
+            refuse_if_erased(session, case_ref)
             case = store.require_case(session, case_ref)
             self._check_sendable_case(case)
             if supersedes is not None:
@@ -466,6 +471,35 @@ class Mailroom:
                 }
                 for e, clock, case, notice in rows
             ]
+
+    def management_information(self, start: date | None, end: date | None) -> dict[str, Any]:
+        """`report mi`: submissions created in [start, end] (whole days, UTC), summarised."""
+        with transaction(self.engine) as session:
+            query = select(Submission)
+            if start:
+                query = query.where(col(Submission.created_at) >= datetime.combine(start, time(0), UTC))
+            if end:
+                query = query.where(
+                    col(Submission.created_at) < datetime.combine(end + timedelta(days=1), time(0), UTC)
+                )
+            facts = [
+                SubmissionFacts(
+                    s.report_type,
+                    s.state,
+                    s.sent_at,
+                    s.acknowledged_at,
+                    s.rejected_at,
+                    tuple(s.rejection_reasons),
+                    s.supersedes_id is not None,
+                )
+                for s in session.exec(query).all()
+            ]
+        summary = summarise(facts, self.settings.rejection_reasons)
+        return {
+            "from": start.isoformat() if start else None,
+            "to": end.isoformat() if end else None,
+            **summary,
+        }
 
     def verify_audit(self) -> tuple[int, list[str]]:
         with transaction(self.engine) as session:
