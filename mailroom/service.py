@@ -618,7 +618,8 @@ def preflight_policy(settings: Settings) -> PreflightPolicy:
     p = settings.preflight
     keywords = dict(PreflightPolicy().report_type_keywords)
     for report_type in settings.report_types:
-        keywords.setdefault(report_type.code, (report_type.label.lower(),))
+        if report_type.code != "other":  # "other" is any report; its label ("Report") names nothing
+            keywords.setdefault(report_type.code, (report_type.label.lower(),))
     return PreflightPolicy(
         max_bytes=settings.intake.max_bytes,
         max_pages=p.max_pages,
