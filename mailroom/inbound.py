@@ -27,7 +27,7 @@ from mailroom.errors import Conflict, InputError
 from mailroom.identity import nino_hmac
 from mailroom.matching import Candidate, Match, Method, OpenSubmission, decide, needs_open_submissions
 from mailroom.models import FolderCursor, InboundMessage, Submission
-from mailroom.notices import queue_notice
+from mailroom.notices import alert_team
 from mailroom.states import DELIVERED, SUBMISSION_MOVES, InboundState, SubmissionState
 from parsers.classify import classify
 from parsers.errors import MalformedMessage
@@ -205,15 +205,13 @@ class Inbox:
                 received_at=received,
                 processed_at=self.now(),
             )
-            session.add(row)
-            session.flush()
-            audit.record(
+            store.add_audited(
                 session,
-                at=self.now(),
-                actor=ACTOR,
+                row,
                 entity="message",
-                entity_id=row.id,
                 action="received",
+                now=self.now(),
+                actor=ACTOR,
                 to_state=InboundState.NEW,
                 detail={"kind": row.kind, "trusted": row.trusted, "rules": row.rules},
             )
@@ -251,15 +249,13 @@ class Inbox:
                 received_at=self.now(),
                 processed_at=self.now(),
             )
-            session.add(row)
-            session.flush()
-            audit.record(
+            store.add_audited(
                 session,
-                at=self.now(),
-                actor=ACTOR,
+                row,
                 entity="message",
-                entity_id=row.id,
                 action="processing-failed",
+                now=self.now(),
+                actor=ACTOR,
                 to_state=InboundState.QUARANTINED,
                 detail={"error": type(error).__name__},
             )
@@ -537,22 +533,16 @@ class Inbox:
             session, sub, SubmissionState.FAILED, now=self.now(), actor=actor, action="bounced", detail=detail
         )
         self.clocks.on_failed(session, sub, at=at)
-        case = store.case_by_id(session, sub.case_id)
-        queue_notice(
+        alert_team(
             session,
-            settings=self.settings,
+            self.settings,
             now=self.now(),
-            kind="alert",
-            recipients=(self.settings.provider.team_address,),
-            subject=f"MHSS mailroom: {sub.report_type} for {case.case_ref} [{sub.token}] bounced",
-            body=(
-                f"Submission {sub.token} ({sub.report_type}, case {case.case_ref},\n"
-                f"Message-ID {sub.message_id})\n"
-                f"was returned as undeliverable: {detail['status'] or ''} {detail['diagnostic'] or ''}\n\n"
-                f"`mailroom queue retry {sub.id}` sends it again once the cause is fixed.\n"
+            submission=sub,
+            case=store.case_by_id(session, sub.case_id),
+            headline="bounced",
+            problem=" ".join(
+                ["returned as undeliverable:", detail["status"] or "", detail["diagnostic"] or ""]
             ),
-            case_id=case.id,
-            submission_id=sub.id,
         )
 
     # -- people's decisions ----------------------------------------------------------------------------------

@@ -12,10 +12,10 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from mailroom import audit
 from mailroom.config import Settings
 from mailroom.errors import InputError
-from mailroom.models import Notice
+from mailroom.models import Case, Notice, Submission
+from mailroom.store import add_audited
 from outbox.compose import make_message_id
 
 ACTOR = "daemon:notices"
@@ -58,16 +58,44 @@ def queue_notice(
         next_attempt_at=now,
         created_at=now,
     )
-    session.add(notice)
-    session.flush()
-    audit.record(
+    add_audited(
         session,
-        at=now,
-        actor=ACTOR,
+        notice,
         entity="notice",
-        entity_id=notice.id,
         action="queued",
+        now=now,
+        actor=ACTOR,
         to_state="queued",
         detail={"kind": kind, "submission": submission_id},
     )
     return notice
+
+
+def alert_team(
+    session: Session,
+    settings: Settings,
+    *,
+    now: datetime,
+    submission: Submission,
+    case: Case,
+    headline: str,
+    problem: str,
+) -> Notice:
+    """Tell the provider team a report did not get through; the case reference is the only identifier."""
+    return queue_notice(
+        session,
+        settings=settings,
+        now=now,
+        kind="alert",
+        recipients=(settings.provider.team_address,),
+        subject=f"MHSS mailroom: {submission.report_type} for {case.case_ref} [{submission.token}] "
+        f"{headline}",
+        body=(
+            f"Submission {submission.token} ({submission.report_type}, case {case.case_ref},\n"
+            f"Message-ID {submission.message_id}) to {settings.dwp.inbox}:\n\n  {problem}\n\n"
+            f"Check `mailroom case show {case.case_ref}`; `mailroom queue retry {submission.id}` sends it\n"
+            "again with the same Message-ID once the cause is fixed.\n"
+        ),
+        case_id=case.id,
+        submission_id=submission.id,
+    )

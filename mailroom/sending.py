@@ -26,7 +26,7 @@ from mailroom.config import Settings
 from mailroom.db import transaction
 from mailroom.documents import DocumentStore
 from mailroom.models import Notice, Submission
-from mailroom.notices import queue_notice
+from mailroom.notices import alert_team
 from mailroom.retry import RetryPolicy
 from mailroom.states import SENDABLE, SubmissionState
 from outbox.compose import compose_notice, compose_report
@@ -357,23 +357,14 @@ class Outbox:
         if claim.table != "submission":
             return
         sub = store.get_submission(session, claim.id)
-        case = store.case_by_id(session, sub.case_id)
-        queue_notice(
+        alert_team(
             session,
-            settings=self.settings,
+            self.settings,
             now=self.now(),
-            kind="alert",
-            recipients=(self.settings.provider.team_address,),
-            subject=f"MHSS mailroom: {sub.report_type} for {case.case_ref} [{sub.token}] was not delivered",
-            body=(
-                f"Submission {sub.token} ({sub.report_type}, case {case.case_ref},\n"
-                f"Message-ID {sub.message_id})\n"
-                f"could not be delivered to {self.settings.dwp.inbox}:\n\n  {problem}\n\n"
-                f"Check `mailroom queue` and `mailroom case show {case.case_ref}`; "
-                f"`mailroom queue retry {sub.id}` sends it again with the same Message-ID.\n"
-            ),
-            case_id=case.id,
-            submission_id=sub.id,
+            submission=sub,
+            case=store.case_by_id(session, sub.case_id),
+            headline="was not delivered",
+            problem=problem,
         )
 
 

@@ -117,15 +117,13 @@ class Mailroom:
             font_exception=new.font_exception,
             created_at=self.now(),
         )
-        session.add(case)
-        session.flush()
-        audit.record(
+        store.add_audited(
             session,
-            at=self.now(),
-            actor=actor,
+            case,
             entity="case",
-            entity_id=case.id,
             action="case-added",
+            now=self.now(),
+            actor=actor,
             detail={"forced_rereferral": True} if digest and force else {},
         )
         return case
@@ -305,15 +303,13 @@ class Mailroom:
                 intake_ref=intake_ref,
                 created_at=self.now(),
             )
-            session.add(submission)
-            session.flush()
-            audit.record(
+            store.add_audited(
                 session,
-                at=self.now(),
-                actor=actor,
+                submission,
                 entity="submission",
-                entity_id=submission.id,
                 action="stored",
+                now=self.now(),
+                actor=actor,
                 to_state=SubmissionState.RECEIVED,
                 detail={"sha256": stored.sha256, "size": stored.size, "encrypted": self.documents.encrypted},
             )

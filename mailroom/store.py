@@ -99,6 +99,32 @@ def escalations_for_case(session: Session, case_id: int) -> Sequence[tuple[Escal
     return [(escalation, notice) for escalation, notice in rows]
 
 
+def add_audited(
+    session: Session,
+    row: Any,
+    *,
+    entity: str,
+    action: str,
+    now: datetime,
+    actor: str,
+    to_state: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Insert a new row and its audit event together (the row's id is known after this)."""
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        entity=entity,
+        entity_id=row.id,
+        action=action,
+        to_state=to_state,
+        detail=detail,
+    )
+
+
 def move_submission(
     session: Session,
     submission: Submission,

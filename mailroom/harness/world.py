@@ -180,6 +180,8 @@ class Harness:
     def _start(self) -> HarnessInfo:
         root, stack = self.root, self._stack
         passwords = _write_secrets(root / "secrets")
+        # An empty file is an empty SQLite database; made here it is 0600, and so are its -wal and -shm.
+        write_private(root / "mailroom.db", b"")
         ca = trustme.CA()
         ca_file = root / "ca.pem"
         ca.cert_pem.write_to_path(str(ca_file))
