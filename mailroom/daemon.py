@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 
 from mailroom.clockwork import ClockKeeper
 from mailroom.config import Settings, read_secret
+from mailroom.errors import ConfigError
 from mailroom.db import make_engine, require_current_schema
 from mailroom.documents import DocumentStore
 from mailroom.inbound import Inbox
@@ -32,6 +33,7 @@ from mailroom.tokens import TokenCommand
 from mailroom.watcher import InboxWatcher
 from mailroom.wiring import make_cipher, system_now
 from outbox.allowlist import AllowList
+from outbox.errors import SendError
 from outbox.transport import SmtpTransport
 from outbox.types import SmtpOptions
 
@@ -80,7 +82,10 @@ def smtp_transport(settings: Settings) -> SmtpTransport:
         redirect_all_to=settings.outbox.redirect_all_to or None,
         local_hostname=s.local_hostname or None,
     )
-    return SmtpTransport(options, AllowList(settings.allowed_recipients()))
+    try:
+        return SmtpTransport(options, AllowList(settings.allowed_recipients()))
+    except (ValueError, SendError) as exc:
+        raise ConfigError(settings.source, "[smtp]", str(exc)) from None
 
 
 def imap_mailbox(settings: Settings) -> Mailbox | None:
