@@ -1,9 +1,184 @@
-"""Operator commands (harness, doctor, demo), registered on the main CLI group."""
+"""Operator commands (doctor, harness, demo), registered on the main CLI group by `register(app)`.
+
+    mailroom doctor [--skip GROUP] [--json]          is this installation fit to send reports?
+    mailroom harness [--dir DIR] [--scenario FILE] [--no-daemon] [--json]
+    mailroom harness deliver FILE.eml... [--dir DIR]  a message into the harness mailbox, by LMTP
+    mailroom harness reject N --reason CODE [--dir DIR]   DWP returns report N for rework
+    mailroom demo                                     the guided tour (what `bash .ci/demo` runs)
+
+The harness subcommands find the harness from --dir, else from the folder of the config file in use (the
+harness writes its mailroom.toml at the top of its folder).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+from rich.markup import escape
+from rich.table import Table
+
+from mailroom.cli import Cli, json_option, out, pass_cli, print_json
+from mailroom.config import config_path, load_settings
+from mailroom.doctor import CHECKS, Diagnosis, Status, diagnose
+from mailroom.errors import InputError, NotFound
+
+STATUS_STYLE = {
+    Status.PASS: "[green]pass[/green]",
+    Status.WARN: "[yellow]warn[/yellow]",
+    Status.FAIL: "[bold red]FAIL[/bold red]",
+    Status.SKIP: "[dim]skip[/dim]",
+}
 
 
 def register(app: click.Group) -> None:
     """Add the operator commands to `app`."""
+    app.add_command(doctor)
+    app.add_command(harness_group)
+    app.add_command(demo)
+
+
+# -- doctor ----------------------------------------------------------------------------------------------
+
+
+@click.command("doctor")
+@click.option(
+    "--skip",
+    multiple=True,
+    type=click.Choice(sorted(CHECKS)),
+    help="Leave out a group of checks (repeatable), e.g. smtp and imap away from the network.",
+)
+@json_option
+@pass_cli
+def doctor(cli: Cli, skip: tuple[str, ...], as_json: bool) -> None:
+    """Check config, permissions, database, gpg keys and TLS logins; exit 1 if anything fails."""
+    diagnosis = diagnose(config_path(cli.config), skip=skip)
+    if as_json:
+        print_json(diagnosis.to_dict())
+    else:
+        _print_diagnosis(diagnosis)
+    if diagnosis.exit_code:
+        raise click.exceptions.Exit(diagnosis.exit_code)
+
+
+def _print_diagnosis(diagnosis: Diagnosis) -> None:
+    table = Table(title=f"mailroom doctor: {diagnosis.config}", title_justify="left")
+    for column in ("", "check", "detail", "fix"):
+        table.add_column(column)
+    for check in diagnosis.checks:
+        table.add_row(STATUS_STYLE[check.status], escape(check.name), escape(check.detail), escape(check.fix))
+    out.print(table)
+    failures = sum(c.status is Status.FAIL for c in diagnosis.checks)
+    warnings = sum(c.status is Status.WARN for c in diagnosis.checks)
+    verdict = "all checks passed" if not failures else f"{failures} check(s) FAILED"
+    out.print(verdict + (f", {warnings} warning(s)" if warnings else ""), markup=False)
+
+
+# -- harness ---------------------------------------------------------------------------------------------
+
+
+@click.group("harness", invoke_without_command=True)
+@click.option(
+    "--dir",
+    "root",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder for everything, new or empty, kept on exit (default: a new one in /tmp, removed on exit).",
+)
+@click.option(
+    "--scenario",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="What the DWP simulator does with each report (default: DIR/scenario.toml, written for you).",
+)
+@click.option("--no-daemon", is_flag=True, help="Start the servers only; run the daemon yourself.")
+@json_option
+@click.pass_context
+def harness_group(
+    ctx: click.Context, root: Path | None, scenario: Path | None, no_daemon: bool, as_json: bool
+) -> None:
+    """Stand-ins for DWP, the relay and the mailbox on 127.0.0.1, with a ready config; Ctrl-C stops it."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from mailroom.harness.session import HarnessOptions, run_harness
+
+    options = HarnessOptions(
+        root=root.absolute() if root else None,
+        scenario=scenario.absolute() if scenario else None,
+        daemon=not no_daemon,
+        as_json=as_json,
+    )
+    code = run_harness(options, out)
+    if code:
+        raise click.exceptions.Exit(code)
+
+
+_dir_option = click.option(
+    "--dir",
+    "root",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="The harness folder (default: the folder of the config file in use).",
+)
+
+
+@harness_group.command("deliver")
+@click.argument("emls", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@_dir_option
+@json_option
+@pass_cli
+def harness_deliver(cli: Cli, emls: tuple[Path, ...], root: Path | None, as_json: bool) -> None:
+    """Put saved messages into the harness mailbox by LMTP, as if they had just arrived."""
+    from mailroom.harness.world import HarnessInfo, deliver_to_mailbox
+
+    info = HarnessInfo.read(root or config_path(cli.config).parent)
+    for eml in emls:
+        deliver_to_mailbox(info, _read(eml))
+    if as_json:
+        print_json({"delivered": [str(e) for e in emls], "mailbox": info.mailbox})
+    else:
+        out.print(f"{len(emls)} message(s) delivered to {info.mailbox}; `mailroom run --once` reads them")
+
+
+@harness_group.command("reject")
+@click.argument("report", type=int)
+@click.option("--reason", "reasons", multiple=True, required=True, help="Annex F reason code (repeatable).")
+@_dir_option
+@json_option
+@pass_cli
+def harness_reject(cli: Cli, report: int, reasons: tuple[str, ...], root: Path | None, as_json: bool) -> None:
+    """Have DWP return report N (as the simulator numbered it) for rework, now."""
+    from mailroom.harness.configfile import AUTHSERV_ID
+    from mailroom.harness.simulator import rejection_for
+    from mailroom.harness.world import HarnessInfo, deliver_to_mailbox
+
+    info = HarnessInfo.read(root or config_path(cli.config).parent)
+    settings = load_settings(info.config)
+    unknown = [r for r in reasons if r not in settings.rejection_reasons]
+    if unknown:
+        known = ", ".join(settings.rejection_reasons)
+        raise InputError(f"unknown reason(s) {', '.join(unknown)} (known: {known})")
+    report_file = info.dwp_mail / f"{report:03d}-report.eml"
+    if not report_file.is_file():
+        raise NotFound(f"the DWP simulator has no report {report} (see {info.dwp_mail})")
+    raw = rejection_for(report_file, reasons, settings=settings, authserv_id=AUTHSERV_ID, now=cli.now(None)())
+    deliver_to_mailbox(info, raw)
+    if as_json:
+        print_json({"report": report, "reasons": list(reasons), "mailbox": info.mailbox})
+    else:
+        out.print(f"rejection of report {report} ({', '.join(reasons)}) delivered to {info.mailbox}")
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+# -- demo ------------------------------------------------------------------------------------------------
+
+
+@click.command("demo")
+def demo() -> None:
+    """Walk sample reports through a throwaway harness: sent, acknowledged, rejected, reminded, escalated."""
+    from mailroom.demo import main
+
+    raise click.exceptions.Exit(main())

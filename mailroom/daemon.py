@@ -19,9 +19,9 @@ from sqlalchemy.engine import Engine
 
 from mailroom.clockwork import ClockKeeper
 from mailroom.config import Settings, read_secret
-from mailroom.errors import ConfigError
 from mailroom.db import make_engine, require_current_schema
 from mailroom.documents import DocumentStore
+from mailroom.errors import ConfigError
 from mailroom.inbound import Inbox
 from mailroom.intake import Intake
 from mailroom.mailbox import ImapOptions, Mailbox

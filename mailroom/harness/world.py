@@ -23,9 +23,11 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import secrets
 import shutil
 import smtplib
+import stat
 import typing
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
@@ -295,8 +297,15 @@ def _prepare_root(root: Path) -> None:
     if root.exists() and any(root.iterdir()):
         raise InputError(f"{root}: not empty; give a new or empty folder for the harness")
     root.mkdir(parents=True, exist_ok=True)
-    # Dovecot's mail and auth processes run as other users and must reach dovecot/ inside.
+    # As root, Dovecot's mail and auth processes run as other users (vmail, dovecot) and must reach
+    # dovecot/ inside; everything secret in the folder is 0600 or 0700 itself.
     root.chmod(0o755)
+    if os.geteuid() == 0:
+        closed = next((p for p in root.parents if not p.stat().st_mode & stat.S_IXOTH), None)
+        if closed is not None:
+            raise InputError(
+                f"{closed} is closed to other users, so Dovecot cannot reach {root}: chmod o+x it"
+            )
 
 
 def _write_secrets(folder: Path) -> dict[str, str]:
