@@ -10,14 +10,18 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+from outbox.errors import CryptoError
 
 
 class Cipher(Protocol):
     def encrypt(self, data: bytes) -> bytes: ...
     def decrypt(self, data: bytes) -> bytes: ...
+    def decrypt_many(self, blobs: Sequence[bytes]) -> list[bytes | CryptoError]: ...
 
 
 class PlainCipher:
@@ -28,6 +32,9 @@ class PlainCipher:
 
     def decrypt(self, data: bytes) -> bytes:
         return data
+
+    def decrypt_many(self, blobs: Sequence[bytes]) -> list[bytes | CryptoError]:
+        return list(blobs)
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,18 @@ class DocumentStore:
 
     def get(self, path: Path) -> bytes:
         return self.cipher.decrypt(path.read_bytes())
+
+    def get_many(self, paths: Sequence[Path]) -> list[bytes | CryptoError]:
+        """Several documents at once (one gpg run); a missing or undecryptable one is its own error."""
+        blobs: list[bytes] = []
+        missing: dict[int, CryptoError] = {}
+        for number, path in enumerate(paths):
+            try:
+                blobs.append(path.read_bytes())
+            except OSError as exc:
+                missing[number] = CryptoError(f"stored document unreadable: {exc.strerror}")
+        plain = iter(self.cipher.decrypt_many(blobs))
+        return [missing[n] if n in missing else next(plain) for n in range(len(paths))]
 
     @staticmethod
     def delete(path: Path) -> None:

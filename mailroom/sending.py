@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,6 +41,8 @@ from outbox.types import NoticeRequest, ReportRequest, SendReceipt
 log = logging.getLogger(__name__)
 Now = Callable[[], datetime]
 ACTOR = "daemon:outbox"
+DECRYPT_GROUP = 8  # documents per gpg run; two groups in memory at most, as each holds whole PDFs
+RECORD_GROUP = 10  # sends recorded per commit
 
 
 class MailSession(Protocol):
@@ -102,30 +104,52 @@ class Outbox:
         if not claims:
             return PassResult()
         counts = {"sent": 0, "deferred": 0, "failed": 0}
-        async with self.transport.session() as session:
-            for claim in claims:
-                outcome = await self._send_one(session, claim)
-                counts[outcome] += 1
+        sent: list[tuple[Claim, SendReceipt]] = []
+        try:
+            async with self.transport.session() as session:
+                async for claim, built in self._prepared(claims):
+                    outcome = await self._send_one(session, claim, built, sent)
+                    counts[outcome] += 1
+                    if len(sent) >= RECORD_GROUP:
+                        await asyncio.to_thread(self.record_sent, list(sent))
+                        sent.clear()
+        finally:
+            if sent:
+                await asyncio.to_thread(self.record_sent, sent)
         return PassResult(**counts)
 
-    async def _send_one(self, session: MailSession, claim: Claim) -> str:
+    async def _prepared(self, claims: list[Claim]) -> AsyncIterator[tuple[Claim, EmailMessage | CryptoError]]:
+        """Messages in order, the next group decrypted in a worker thread while this one is on the wire."""
+        groups = [claims[i : i + DECRYPT_GROUP] for i in range(0, len(claims), DECRYPT_GROUP)]
+        upcoming = asyncio.create_task(asyncio.to_thread(self.build_group, groups[0]))
+        for number, group in enumerate(groups):
+            built = await upcoming
+            if number + 1 < len(groups):
+                upcoming = asyncio.create_task(asyncio.to_thread(self.build_group, groups[number + 1]))
+            for claim, message in zip(group, built, strict=True):
+                yield claim, message
+
+    async def _send_one(
+        self,
+        session: MailSession,
+        claim: Claim,
+        built: EmailMessage | CryptoError,
+        sent: list[tuple[Claim, SendReceipt]],
+    ) -> str:
         if self.now() >= claim.lease_until:
             # The lease ran out while earlier items were slow: leave it to recovery rather than risk a
             # second worker sending it at the same time.
             return "deferred"
+        if isinstance(built, CryptoError):
+            failure = TransientSendError(f"cannot decrypt: {built}")
+            return await asyncio.to_thread(self.record_failure, claim, failure)
         try:
-            message = await asyncio.to_thread(self.build, claim)
-        except CryptoError as exc:
-            return await asyncio.to_thread(
-                self.record_failure, claim, TransientSendError(f"cannot decrypt: {exc}")
-            )
-        try:
-            receipt = await session.send(message)
+            receipt = await session.send(built)
         except PartialDelivery as exc:
             return await asyncio.to_thread(self.record_partial, claim, exc)
         except SendError as exc:
             return await asyncio.to_thread(self.record_failure, claim, exc)
-        await asyncio.to_thread(self.record_sent, claim, receipt)
+        sent.append((claim, receipt))
         return "sent"
 
     # -- claiming ----------------------------------------------------------------------------------------
@@ -220,37 +244,60 @@ class Outbox:
     # -- composing ---------------------------------------------------------------------------------------
 
     def build(self, claim: Claim) -> EmailMessage:
-        """Decrypt and compose; plaintext exists only in memory for as long as this message lives."""
+        """Decrypt and compose one message (see `build_group`)."""
+        built = self.build_group([claim])[0]
+        if isinstance(built, CryptoError):
+            raise built
+        return built
+
+    def build_group(self, claims: list[Claim]) -> list[EmailMessage | CryptoError]:
+        """Decrypt (one gpg run for the group) and compose; plaintext lives only in these messages."""
         with transaction(self.engine) as session:
-            if claim.table == "notice":
-                notice = session.get(Notice, claim.id)
-                assert notice is not None
-                return compose_notice(
-                    NoticeRequest(
-                        from_address=self.settings.provider.from_address,
-                        to=tuple(notice.recipients),
-                        subject=notice.subject,
-                        body=notice.body,
-                        message_id=notice.message_id,
-                        date=self.now(),
-                        in_reply_to=notice.in_reply_to,
-                        references=(notice.in_reply_to,) if notice.in_reply_to else (),
-                    )
+            plans = [self._plan(session, claim) for claim in claims]
+        paths = [plan for plan in plans if isinstance(plan, Path)]
+        plain = iter(self.documents.get_many(paths))
+        built: list[EmailMessage | CryptoError] = []
+        for claim, plan in zip(claims, plans, strict=True):
+            if isinstance(plan, Path):
+                pdf = next(plain)
+                built.append(pdf if isinstance(pdf, CryptoError) else self._compose_report(claim, pdf))
+            else:
+                built.append(plan)
+        return built
+
+    def _plan(self, session: Session, claim: Claim) -> EmailMessage | CryptoError | Path:
+        """A notice composed at once, or the stored document a report still needs decrypting."""
+        if claim.table == "notice":
+            notice = session.get(Notice, claim.id)
+            assert notice is not None
+            return compose_notice(
+                NoticeRequest(
+                    from_address=self.settings.provider.from_address,
+                    to=tuple(notice.recipients),
+                    subject=notice.subject,
+                    body=notice.body,
+                    message_id=notice.message_id,
+                    date=self.now(),
+                    in_reply_to=notice.in_reply_to,
+                    references=(notice.in_reply_to,) if notice.in_reply_to else (),
                 )
+            )
+        document = store.document_for(session, store.get_submission(session, claim.id))
+        if document.stored_path is None:
+            return CryptoError("the document was purged or erased")
+        return Path(document.stored_path)
+
+    def _compose_report(self, claim: Claim, pdf: bytes) -> EmailMessage:
+        with transaction(self.engine) as session:
             sub = store.get_submission(session, claim.id)
             case = store.case_by_id(session, sub.case_id)
-            document = store.document_for(session, sub)
-        if document.stored_path is None:
-            raise CryptoError("the document was purged or erased")
-        pdf = self.documents.get(Path(document.stored_path))
         report_type = self.settings.report_type(sub.report_type)
-        label = report_type.label if report_type else sub.report_type
         return compose_report(
             ReportRequest(
                 from_address=self.settings.provider.from_address,
                 to=(self.settings.dwp.inbox,),
                 case_ref=case.case_ref,
-                report_type_label=label,
+                report_type_label=report_type.label if report_type else sub.report_type,
                 submission_token=sub.token,
                 message_id=claim.message_id,
                 date=self.now(),
@@ -263,27 +310,43 @@ class Outbox:
 
     # -- recording outcomes --------------------------------------------------------------------------------
 
-    def record_sent(self, claim: Claim, receipt: SendReceipt) -> None:
+    def record_sent(self, sent: list[tuple[Claim, SendReceipt]]) -> None:
+        """Record a group of sends in one commit. Until it commits, a crash means a resend with the same
+        Message-ID, which the contract allows; one commit per message would halve the outbox's rate."""
         now = self.now()
-        reply = f"{receipt.code} {receipt.text}".strip()
         with transaction(self.engine) as session:
-            row = self._claimed_row(session, claim)
-            if row is None:
-                return
-            row.last_smtp_code, row.last_smtp_text = receipt.code, receipt.text[:1024]
-            row.sent_reply = reply[:1024]
-            row.sent_at = now
-            row.lease_until = None
-            row.next_attempt_at = None
-            detail = {"message_id": claim.message_id, "reply": reply[:200], "attempt": claim.attempt}
-            if isinstance(row, Notice):
-                _move_notice(session, row, "sent", now=now, action="sent", detail=detail)
-                return
-            store.move_submission(
-                session, row, SubmissionState.SENT, now=now, actor=ACTOR, action="sent", detail=detail
+            for claim, receipt in sent:
+                self._record_one_sent(session, claim, receipt, now=now)
+        for claim, receipt in sent:
+            log.info(
+                "%s %d sent as %s: %s %s",
+                claim.table,
+                claim.id,
+                claim.message_id,
+                receipt.code,
+                receipt.text[:100],
             )
-            self.clocks.on_report_sent(session, row, now=now)
-        log.info("%s %d sent as %s: %s", claim.table, claim.id, claim.message_id, reply[:120])
+
+    def _record_one_sent(
+        self, session: Session, claim: Claim, receipt: SendReceipt, *, now: datetime
+    ) -> None:
+        reply = f"{receipt.code} {receipt.text}".strip()
+        row = self._claimed_row(session, claim)
+        if row is None:
+            return
+        row.last_smtp_code, row.last_smtp_text = receipt.code, receipt.text[:1024]
+        row.sent_reply = reply[:1024]
+        row.sent_at = now
+        row.lease_until = None
+        row.next_attempt_at = None
+        detail = {"message_id": claim.message_id, "reply": reply[:200], "attempt": claim.attempt}
+        if isinstance(row, Notice):
+            _move_notice(session, row, "sent", now=now, action="sent", detail=detail)
+            return
+        store.move_submission(
+            session, row, SubmissionState.SENT, now=now, actor=ACTOR, action="sent", detail=detail
+        )
+        self.clocks.on_report_sent(session, row, now=now)
 
     def record_partial(self, claim: Claim, error: PartialDelivery) -> str:
         if not error.accepted:
@@ -295,7 +358,7 @@ class Outbox:
             code=error.code or 250,
             text=error.text or "",
         )
-        self.record_sent(claim, receipt)
+        self.record_sent([(claim, receipt)])
         refused = ", ".join(f"{addr} ({code})" for addr, (code, _text) in error.refused.items())
         with transaction(self.engine) as session:
             self._alert(session, claim, f"some recipients refused the message: {refused}")

@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import logging
 import re
+import subprocess
+import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,6 +124,48 @@ class DocumentCrypto:
         if not result.ok:
             raise CryptoError(f"gpg could not decrypt in {self.home}: {result.status or 'unknown error'}")
         return bytes(result.data)
+
+    def decrypt_many(self, blobs: Sequence[bytes]) -> list[bytes | CryptoError]:
+        """Decrypt several documents with one gpg process (starting gpg is most of a decrypt's cost).
+
+        The ciphertexts go into a fresh 0700 folder, gpg writes the plaintexts beside them, and the folder
+        is removed before returning: plaintext is on disk only for the length of this call. A document
+        that cannot be decrypted gets its own CryptoError; the others are unaffected.
+        """
+        if len(blobs) <= 1:
+            return [self._decrypt_or_error(blob) for blob in blobs]
+        with tempfile.TemporaryDirectory(prefix="mailroom-") as folder:  # created 0700
+            inputs = [Path(folder, f"{number}.gpg") for number in range(len(blobs))]
+            for path, blob in zip(inputs, blobs, strict=True):
+                path.write_bytes(blob)
+            status = self._run_decrypt_files(inputs)
+            return [
+                path.with_suffix("").read_bytes()
+                if path.with_suffix("").exists()
+                else CryptoError(f"gpg could not decrypt in {self.home}: {status}")
+                for path in inputs
+            ]
+
+    def _decrypt_or_error(self, blob: bytes) -> bytes | CryptoError:
+        try:
+            return self.decrypt(blob)
+        except CryptoError as exc:
+            return exc
+
+    def _run_decrypt_files(self, inputs: Sequence[Path]) -> str:
+        command = [self._gpg.gpgbinary, "--homedir", self.home, "--batch", "--yes", "--quiet", "--no-tty"]
+        command += ["--pinentry-mode", "loopback"]
+        if self._passphrase:
+            command += ["--passphrase-fd", "0"]
+        command += ["--decrypt-files", *map(str, inputs)]
+        secret = f"{self._passphrase}\n".encode() if self._passphrase else b""
+        try:
+            done = subprocess.run(command, input=secret, capture_output=True, timeout=120, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return f"cannot run gpg ({type(exc).__name__})"
+        # gpg's own lines name files and errors, never content; keep the last one as the reason.
+        lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        return lines[-1][:200] if lines else f"gpg exited {done.returncode}"
 
     def _resolve(self, configured: str) -> _Recipient:
         pinned = _FINGERPRINT.fullmatch(configured.strip())

@@ -322,3 +322,8 @@ class TestHostileSizes:
             parse_message(raw_message("\n" * 1_000_001))
         with pytest.raises(MalformedMessage, match="MIME delimiter lines"):
             parse_message(raw_message("--b\n" * 10_001, content_type='multipart/mixed; boundary="b"'))
+
+    def test_pathological_from_is_not_given_to_the_full_parser(self) -> None:
+        msg = parse_message(raw_message(sender='"' * 15_000 + " <a@dwp.gov.uk>"))
+        assert "from-too-long" in msg.defects
+        assert msg.from_addresses == ("a@dwp.gov.uk",)

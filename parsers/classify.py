@@ -1,0 +1,223 @@
+"""What kind of notice is this? An ordered rule table, evaluated in full so the trace says which rules fired.
+
+The first rule that fires decides the kind; every rule that fired is recorded, in table order, so "why was
+this treated as a rejection?" has an answer in the database. Quoted history never counts: rules read
+``new_text`` (the part the sender wrote now), the subject, headers and attachment text.
+
+Order matters and is deliberate (docs/classification.md explains each row):
+- delivery reports first: a bounce quotes our own mail, which would match anything else;
+- bulletins and "accepted after resubmission" before rejections, because both mention rejection;
+- rejections before acknowledgements: a missed rejection is silent (the report looks accepted when the
+  decision window closes), a wrong one is loud (a person sees an unexpected correction clock);
+- DWP's automated acknowledgement before a person's out-of-office, which is before generic auto-replies.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from parsers.autoreply import is_auto_submitted, parse_dsn
+from parsers.refs import find_dwp_reference
+from parsers.types import Classification, ClassifyPolicy, DeliveryStatus, Kind, ParsedMessage
+
+__all__ = ["FALLBACK", "RULES", "Facts", "Predicate", "classify", "statements"]
+
+# A notice says what it has to say near the start; reading further only costs time on hostile input.
+READ_LIMIT = 100_000
+HEDGE_WINDOW = 160
+_FAILED_OR_DELAYED = frozenset({"failed", "delayed"})
+# Mailing-list headers. List-Unsubscribe alone does not count: transactional senders add it too.
+_LIST_HEADERS = ("List-Id", "List-Post")
+# Subjects that echo an earlier message: a reply, or a machine answer quoting our own subject.
+_REPLY_PREFIX = re.compile(
+    r"^\s*(re|aw|sv|antw|automatic reply|auto-?reply|out of (the )?office|undeliverable)\s*:", re.IGNORECASE
+)
+_FORWARD_PREFIXES = re.compile(r"^(\s*(fw|fwd|wg|tr)\s*:)+", re.IGNORECASE)
+# A sentence ends at . ! ? followed by space, a blank line, a list bullet, or a table cell.
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n[ \t]*\n|\n(?=[ \t]*(?:[-*•]|\d+[.)])\s)|\t")
+# Within a sentence, a hedge only counts in the same clause as the phrase it qualifies. A line that starts
+# with a capital letter starts a clause: headings and greetings often have no full stop.
+_CLAUSE_BREAK = re.compile(r"[,;:()]|\n(?=[ \t]*[A-Z])|(?i:\b(?:and|but|so|however)\b)")
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Everything the rules look at, computed once per message."""
+
+    msg: ParsedMessage
+    policy: ClassifyPolicy
+    # The new text, cut at READ_LIMIT characters.
+    text: str
+    dsn: DeliveryStatus | None
+    auto_signal: str | None
+    # Attachment texts that themselves state a rejection (a notice in a PDF, a forwarded notice).
+    rejection_attachments: tuple[str, ...]
+
+
+Predicate = Callable[[Facts], bool]
+
+
+def _is_bounce(facts: Facts) -> bool:
+    return facts.dsn is not None and facts.dsn.action in _FAILED_OR_DELAYED
+
+
+def _is_delivery_receipt(facts: Facts) -> bool:
+    return facts.dsn is not None and facts.dsn.action not in _FAILED_OR_DELAYED
+
+
+def _is_bulletin(facts: Facts) -> bool:
+    msg, policy = facts.msg, facts.policy
+    if any(msg.header(name) is not None for name in _LIST_HEADERS):
+        return True
+    return _any(policy.bulletin_phrases, msg.subject) or _any(policy.bulletin_body_phrases, facts.text)
+
+
+def _is_accepted_resubmission(facts: Facts) -> bool:
+    msg, policy = facts.msg, facts.policy
+    accepted = statements(facts.text, policy.acceptance_phrases, policy.hedge_phrases)
+    return bool(accepted) and _any(policy.resubmission_words, f"{msg.subject}\n{facts.text}")
+
+
+def _has_rejection_subject(facts: Facts) -> bool:
+    subject = _FORWARD_PREFIXES.sub("", facts.msg.subject)
+    # "RE: Rejected ..." is a conversation about an earlier notice, not a new one.
+    return not _REPLY_PREFIX.match(subject) and _any(facts.policy.rejection_subjects, subject)
+
+
+def _has_rejection_statement(facts: Facts) -> bool:
+    policy = facts.policy
+    return bool(statements(facts.text, policy.rejection_phrases, policy.hedge_phrases))
+
+
+def _has_rejection_attachment(facts: Facts) -> bool:
+    return bool(facts.rejection_attachments)
+
+
+def _is_dwp_inbox_acknowledgement(facts: Facts) -> bool:
+    msg, policy = facts.msg, facts.policy
+    if msg.sender not in policy.ack_senders:
+        return False
+    return facts.auto_signal is not None or _any(policy.acknowledgement_phrases, facts.text)
+
+
+def _is_out_of_office(facts: Facts) -> bool:
+    msg = facts.msg
+    return facts.auto_signal is not None and _any(
+        facts.policy.out_of_office_phrases, f"{msg.subject}\n{facts.text}"
+    )
+
+
+def _is_automated_acknowledgement(facts: Facts) -> bool:
+    msg, policy = facts.msg, facts.policy
+    if not _any(policy.acknowledgement_phrases, facts.text):
+        return False
+    return facts.auto_signal is not None or _any(policy.automation_phrases, f"{msg.sender}\n{facts.text}")
+
+
+def _is_auto_submitted(facts: Facts) -> bool:
+    return facts.auto_signal is not None
+
+
+RULES: tuple[tuple[str, Predicate, Kind], ...] = (
+    ("delivery-failure", _is_bounce, Kind.BOUNCE),
+    ("delivery-receipt", _is_delivery_receipt, Kind.OTHER),
+    ("bulletin", _is_bulletin, Kind.OTHER),
+    ("accepted-after-resubmission", _is_accepted_resubmission, Kind.OTHER),
+    ("rejection-subject", _has_rejection_subject, Kind.REJECTION),
+    ("rejection-statement", _has_rejection_statement, Kind.REJECTION),
+    ("rejection-in-attachment", _has_rejection_attachment, Kind.REJECTION),
+    ("dwp-inbox-acknowledgement", _is_dwp_inbox_acknowledgement, Kind.ACKNOWLEDGEMENT),
+    ("out-of-office", _is_out_of_office, Kind.AUTO_REPLY),
+    ("automated-acknowledgement", _is_automated_acknowledgement, Kind.ACKNOWLEDGEMENT),
+    ("auto-submitted", _is_auto_submitted, Kind.AUTO_REPLY),
+)
+# Recorded only when no rule in the table fired.
+FALLBACK = ("otherwise", Kind.OTHER)
+
+
+def classify(msg: ParsedMessage, policy: ClassifyPolicy | None = None) -> Classification:
+    """Kind, Annex F reasons (rejections only), DWP reference and the rules that fired, first one deciding."""
+    facts = _facts(msg, policy or ClassifyPolicy.default())
+    fired = [(name, kind) for name, predicate, kind in RULES if predicate(facts)] or [FALLBACK]
+    decided_by, kind = fired[0]
+    return Classification(
+        kind=kind,
+        reasons=_reasons(facts) if kind is Kind.REJECTION else (),
+        rules=tuple(name for name, _ in fired),
+        dsn=facts.dsn,
+        dwp_reference=_dwp_reference(facts, kind),
+        detail=_detail(decided_by, facts),
+    )
+
+
+def _facts(msg: ParsedMessage, policy: ClassifyPolicy) -> Facts:
+    texts = (attachment.text[:READ_LIMIT] for attachment in msg.attachments if attachment.text)
+    rejecting = tuple(
+        text for text in texts if statements(text, policy.rejection_phrases, policy.hedge_phrases)
+    )
+    return Facts(msg, policy, msg.new_text[:READ_LIMIT], parse_dsn(msg), is_auto_submitted(msg), rejecting)
+
+
+def _reasons(facts: Facts) -> tuple[str, ...]:
+    """Reason codes whose phrases appear in the notice; the catch-all code when none does."""
+    msg, policy = facts.msg, facts.policy
+    # Attachments count only when they are the notice itself: a returned copy of our own report mentions
+    # "employment status" and fonts without those being reasons.
+    text = "\n".join((msg.subject, facts.text, *facts.rejection_attachments))
+    found = tuple(code for code, phrases in policy.reason_phrases.items() if _any(phrases, text))
+    return found or (policy.unknown_reason,)
+
+
+def _dwp_reference(facts: Facts, kind: Kind) -> str | None:
+    if kind not in (Kind.ACKNOWLEDGEMENT, Kind.REJECTION):
+        return None
+    return find_dwp_reference(f"{facts.msg.subject}\n{facts.text}")
+
+
+def _detail(rule: str, facts: Facts) -> str:
+    parts = [f"decided by {rule}"]
+    if facts.auto_signal:
+        parts.append(f"machine-sent ({facts.auto_signal})")
+    if facts.dsn is not None:
+        parts.append(f"delivery report: {facts.dsn.action} {facts.dsn.status or ''}".rstrip())
+    return "; ".join(parts)
+
+
+# --- phrase matching -------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern, re.IGNORECASE)
+
+
+def _any(patterns: Iterable[str], text: str) -> bool:
+    return any(_compiled(pattern).search(text) for pattern in patterns)
+
+
+def statements(text: str, phrases: Iterable[str], hedges: Iterable[str]) -> tuple[str, ...]:
+    """Sentences in which a phrase appears without a hedge before it in the same clause.
+
+    "Your report has been returned for rework" is a statement; "reports that do not meet the standard will
+    be returned for rework" and "the previous version was rejected" are not.
+    """
+    phrases, hedges = tuple(phrases), tuple(hedges)
+    found: list[str] = []
+    for sentence in _SENTENCE_BREAK.split(text):
+        if sentence and any(_unhedged(sentence, phrase, hedges) for phrase in phrases):
+            found.append(" ".join(sentence.split()))
+    return tuple(found)
+
+
+def _unhedged(sentence: str, phrase: str, hedges: tuple[str, ...]) -> bool:
+    for match in _compiled(phrase).finditer(sentence):
+        # A hedge further back than HEDGE_WINDOW characters is not about this phrase; the window also
+        # keeps a long unpunctuated text from costing time quadratic in its length.
+        before = sentence[max(0, match.start() - HEDGE_WINDOW) : match.start()]
+        clause = _CLAUSE_BREAK.split(before)[-1]
+        if not _any(hedges, clause):
+            return True
+    return False
