@@ -14,11 +14,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import event as orm_event
 from sqlmodel import Session, col, select
 
 from mailroom.models import AuditEvent
 
 GENESIS = "0" * 64
+_HEAD = "mailroom.audit.head"
 # Serialises appends on PostgreSQL (SQLite's BEGIN IMMEDIATE already does); an arbitrary fixed key.
 _ADVISORY_KEY = 0x6D61696C726F6F6D
 
@@ -36,12 +38,9 @@ def record(
     detail: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Append one event inside the caller's transaction: it commits or rolls back with its change."""
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
-        session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_KEY})
-    last = session.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(1)).first()
+    last_seq, last_hash = _chain_head(session)
     event = AuditEvent(
-        seq=(last.seq + 1) if last else 1,
+        seq=last_seq + 1,
         at=at.astimezone(UTC),
         actor=actor,
         entity=entity,
@@ -50,13 +49,37 @@ def record(
         from_state=from_state,
         to_state=to_state,
         detail=detail or {},
-        prev_hash=last.hash if last else GENESIS,
+        prev_hash=last_hash,
         hash="",
     )
     event.hash = event_hash(event)
     session.add(event)
-    session.flush()
+    session.info[_HEAD] = (event.seq, event.hash)
     return event
+
+
+def _chain_head(session: Session) -> tuple[int, str]:
+    """The last event's (seq, hash), read once per transaction under a lock that keeps it ours.
+
+    SQLite transactions here begin IMMEDIATE (one writer at a time); on PostgreSQL an advisory lock held
+    to the end of the transaction serialises writers. So after the first read, the head can be kept in
+    the session instead of queried for every event. `_forget_head` drops it when the transaction ends.
+    """
+    head: tuple[int, str] | None = session.info.get(_HEAD)
+    if head is not None:
+        return head
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_KEY})
+    last = session.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(1)).first()
+    head = (last.seq, last.hash) if last else (0, GENESIS)
+    session.info[_HEAD] = head
+    return head
+
+
+@orm_event.listens_for(Session, "after_commit")
+@orm_event.listens_for(Session, "after_rollback")
+def _forget_head(session: Session) -> None:
+    session.info.pop(_HEAD, None)
 
 
 def event_hash(event: AuditEvent) -> str:

@@ -12,6 +12,7 @@ harness writes its mailroom.toml at the top of its folder).
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import click
@@ -21,8 +22,9 @@ from rich.table import Table
 from mailroom.cli import Cli, json_option, out, pass_cli, print_json
 from mailroom.config import config_path, load_settings
 from mailroom.doctor import CHECKS, Diagnosis, Status, diagnose
-from mailroom.errors import InputError, NotFound
+from mailroom.errors import InputError, MailroomError, NotFound
 
+HARNESS_MODULES = ("aiosmtpd", "trustme", "reportlab")
 STATUS_STYLE = {
     Status.PASS: "[green]pass[/green]",
     Status.WARN: "[yellow]warn[/yellow]",
@@ -98,6 +100,7 @@ def harness_group(
     """Stand-ins for DWP, the relay and the mailbox on 127.0.0.1, with a ready config; Ctrl-C stops it."""
     if ctx.invoked_subcommand is not None:
         return
+    _require_harness_extra()
     from mailroom.harness.session import HarnessOptions, run_harness
 
     options = HarnessOptions(
@@ -126,6 +129,7 @@ _dir_option = click.option(
 @pass_cli
 def harness_deliver(cli: Cli, emls: tuple[Path, ...], root: Path | None, as_json: bool) -> None:
     """Put saved messages into the harness mailbox by LMTP, as if they had just arrived."""
+    _require_harness_extra()
     from mailroom.harness.world import HarnessInfo, deliver_to_mailbox
 
     info = HarnessInfo.read(root or config_path(cli.config).parent)
@@ -145,6 +149,7 @@ def harness_deliver(cli: Cli, emls: tuple[Path, ...], root: Path | None, as_json
 @pass_cli
 def harness_reject(cli: Cli, report: int, reasons: tuple[str, ...], root: Path | None, as_json: bool) -> None:
     """Have DWP return report N (as the simulator numbered it) for rework, now."""
+    _require_harness_extra()
     from mailroom.harness.configfile import AUTHSERV_ID
     from mailroom.harness.simulator import rejection_for
     from mailroom.harness.world import HarnessInfo, deliver_to_mailbox
@@ -164,6 +169,13 @@ def harness_reject(cli: Cli, report: int, reasons: tuple[str, ...], root: Path |
         print_json({"report": report, "reasons": list(reasons), "mailbox": info.mailbox})
     else:
         out.print(f"rejection of report {report} ({', '.join(reasons)}) delivered to {info.mailbox}")
+
+
+def _require_harness_extra() -> None:
+    """The harness's servers come from an optional extra; say so in one line instead of a traceback."""
+    missing = [name for name in HARNESS_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise MailroomError(f"the harness needs {', '.join(missing)}: pip install 'mhss-mailroom[harness]'")
 
 
 def _read(path: Path) -> bytes:

@@ -85,16 +85,16 @@ class HarnessInfo:
     @classmethod
     def read(cls, root: Path) -> HarnessInfo:
         """The info of the harness in `root`; InputError if there is none."""
+        hints = typing.get_type_hints(cls)
         try:
             data = json.loads((root / INFO_FILE).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            values: dict[str, Any] = {
+                f.name: Path(data[f.name]) if hints[f.name] is Path else data[f.name] for f in fields(cls)
+            }
+        except (OSError, ValueError, KeyError, TypeError):
             raise InputError(
                 f"{root}: no harness here (no readable {INFO_FILE}); start one with `mailroom harness`"
             ) from None
-        hints = typing.get_type_hints(cls)
-        values: dict[str, Any] = {
-            f.name: Path(data[f.name]) if hints[f.name] is Path else data.get(f.name) for f in fields(cls)
-        }
         return cls(**values)
 
 
