@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from mailroom import audit, store
-from mailroom.config import Settings
+from mailroom.config import ClockSettings, EscalationSettings, Settings
 from mailroom.db import transaction
 from mailroom.deadlines import (
     ActionKind,
@@ -33,6 +33,7 @@ from mailroom.deadlines import (
     start_clock,
     state_moves,
 )
+from mailroom.errors import ConfigError
 from mailroom.models import Case, Clock, Escalation, Submission
 from mailroom.notices import queue_notice
 from mailroom.states import SUBMISSION_MOVES, SubmissionState
@@ -52,11 +53,19 @@ WAITING_FOR = {
 
 def clock_policy(settings: Settings) -> ClockPolicy:
     c, e = settings.clocks, settings.escalation
+    try:
+        return _clock_policy(c, e)
+    except ValueError as exc:
+        raise ConfigError(settings.source, "[clocks]", str(exc)) from None
+
+
+def _clock_policy(c: ClockSettings, e: EscalationSettings) -> ClockPolicy:
     return ClockPolicy(
         acknowledgement_days=c.acknowledgement_days,
         decision_days=c.decision_days,
         correction_days=c.correction_days,
         correction_reminders=c.correction_reminders,
+        acknowledgement_reminders=c.acknowledgement_reminders,
         repeat_every_days=e.repeat_every_days,
         max_escalations=e.max_escalations,
         count_event_day=c.count_event_day,
@@ -65,9 +74,12 @@ def clock_policy(settings: Settings) -> ClockPolicy:
 
 def work_calendar(settings: Settings) -> WorkCalendar:
     c = settings.calendar
-    return WorkCalendar.for_division(
-        c.division, extra_closures=c.extra_closures, day_end=c.day_end, tz=c.timezone
-    )
+    try:
+        return WorkCalendar.for_division(
+            c.division, extra_closures=c.extra_closures, day_end=c.day_end, tz=c.timezone
+        )
+    except ValueError as exc:
+        raise ConfigError(settings.source, "[calendar]", str(exc)) from None
 
 
 @dataclass(frozen=True)

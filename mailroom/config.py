@@ -122,6 +122,7 @@ class ImapSettings:
     processed_folder: str = "MHSS/Processed"
     quarantine_folder: str = "MHSS/Quarantine"
     idle_renew_minutes: int = 9
+    poll_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,7 @@ class ClockSettings:
     decision_days: int = 5
     correction_days: int = 5
     correction_reminders: tuple[int, ...] = (2, 1)
+    acknowledgement_reminders: tuple[int, ...] = ()
     count_event_day: bool = False
 
 
@@ -209,6 +211,8 @@ class PreflightSettings:
     font_fail_share: float = 0.20
     blocking: tuple[str, ...] = ("readable", "case_ref", "report_type", "employment_status")
     signature_missing: Literal["warn", "fail"] = "warn"
+    employment_patterns: tuple[str, ...] = ()
+    signature_patterns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

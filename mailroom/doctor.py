@@ -6,6 +6,7 @@
     documents       the encrypted-documents folder exists and is 0700
     gpg home        exists and is 0700
     database        reachable and at the latest migration (SQLite: the file is private too)
+    stored files    every document the database names is on disk (files no row names only warn)
     gpg keys        every recipient has one usable, trusted key
     gpg round trip  a test text encrypts and decrypts again with the configured passphrase
     smtp login      TLS (certificate verified) and AUTH at the relay, then QUIT; nothing is sent
@@ -202,6 +203,57 @@ def _safe_url(engine: sa.Engine) -> str:
     return engine.url.render_as_string(hide_password=True)
 
 
+def check_stored_files(settings: Settings) -> Iterator[Check]:
+    """Every document a row names is on disk; files no row names are only counted (a crash leaves some)."""
+    root = settings.store.documents_dir
+    named = _named_files(settings)
+    if named is None or not root.is_dir():
+        return  # the database and documents checks have said why
+    on_disk = {p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")}
+    missing, orphans = named - on_disk, on_disk - named
+    if missing:
+        yield failed(
+            "stored files",
+            f"{len(missing)} document(s) the database names are not in {root}",
+            "restore the documents folder from a backup taken after the database's",
+        )
+    elif orphans:
+        yield warned(
+            "stored files",
+            f"{len(orphans)} file(s) in {root} that no row names (a crash between writing and committing)",
+            "harmless; remove them once you are sure they belong to nothing",
+        )
+    else:
+        yield passed("stored files", f"{len(on_disk)} document(s), each named by the database")
+
+
+def _named_files(settings: Settings) -> set[Path] | None:
+    from sqlmodel import Session, col, select
+
+    from mailroom.db import make_engine
+    from mailroom.models import Document, InboundMessage
+
+    try:
+        engine = make_engine(settings.store.url)
+    except MailroomError:
+        return None
+    try:
+        with Session(engine) as session:
+            named = set(
+                session.exec(select(Document.stored_path).where(col(Document.stored_path).is_not(None)))
+            )
+            named |= set(
+                session.exec(
+                    select(InboundMessage.stored_path).where(col(InboundMessage.stored_path).is_not(None))
+                )
+            )
+    except sa.exc.SQLAlchemyError:
+        return None
+    finally:
+        engine.dispose()
+    return {Path(str(path)) for path in named}
+
+
 def check_gpg(settings: Settings) -> Iterator[Check]:
     if not settings.gpg.encrypt_at_rest:
         yield warned(
@@ -386,6 +438,7 @@ CHECKS: dict[str, Callable[[Settings], Iterator[Check]]] = {
     "files": check_files,
     "secrets": check_secrets,
     "database": check_database,
+    "stored-files": check_stored_files,
     "gpg": check_gpg,
     "smtp": check_smtp,
     "imap": check_imap,

@@ -136,6 +136,7 @@ class ImapOptions:
             processed_folder=imap.processed_folder,
             quarantine_folder=imap.quarantine_folder,
             idle_renew_minutes=imap.idle_renew_minutes,
+            poll_seconds=imap.poll_seconds,
             allow_insecure_loopback=imap.allow_insecure_loopback,
         )
 

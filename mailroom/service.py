@@ -18,10 +18,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from mailroom import audit, store
-from mailroom.config import Settings, read_secret
+from mailroom.config import PreflightSettings, Settings, read_secret
 from mailroom.db import transaction
 from mailroom.documents import DocumentStore
-from mailroom.errors import Conflict, InputError, NotFound
+from mailroom.errors import ConfigError, Conflict, InputError, NotFound
 from mailroom.identity import nino_hmac
 from mailroom.mi import SubmissionFacts, summarise
 from mailroom.models import Case, Clock, Document, Escalation, Notice, Submission
@@ -616,6 +616,15 @@ def preflight_policy(settings: Settings) -> PreflightPolicy:
     for report_type in settings.report_types:
         if report_type.code != "other":  # "other" is any report; its label ("Report") names nothing
             keywords.setdefault(report_type.code, (report_type.label.lower(),))
+    try:
+        return _preflight_policy(settings, p, keywords)
+    except ValueError as exc:
+        raise ConfigError(settings.source, "[preflight]", str(exc)) from None
+
+
+def _preflight_policy(
+    settings: Settings, p: PreflightSettings, keywords: dict[str, tuple[str, ...]]
+) -> PreflightPolicy:
     return PreflightPolicy(
         max_bytes=settings.intake.max_bytes,
         max_pages=p.max_pages,
@@ -628,5 +637,7 @@ def preflight_policy(settings: Settings) -> PreflightPolicy:
         font_fail_share=p.font_fail_share,
         signature_missing=Outcome(p.signature_missing),
         report_type_keywords=keywords,
+        **({"employment_patterns": p.employment_patterns} if p.employment_patterns else {}),
+        **({"signature_patterns": p.signature_patterns} if p.signature_patterns else {}),
         blocking=frozenset(Check(name) for name in p.blocking),
     )

@@ -232,3 +232,23 @@ def test_queue_hold_release_cancel(env: Env) -> None:
         for e in json.loads(env.run("case", "show", "MH-100001", "--json").out)["submissions"][0]["timeline"]
     ]
     assert actions == ["stored", "queued", "held", "released", "cancelled"]
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "key"),
+    [
+        ("preflight", {"employment_patterns": ["in (employment"]}, "[preflight]"),
+        ("clocks", {"correction_days": 1, "correction_reminders": [2]}, "[clocks]"),
+    ],
+)
+def test_config_the_core_refuses_is_a_config_error_not_a_traceback(
+    make_env: Callable[..., Env], section: str, values: dict[str, object], key: str
+) -> None:
+    env = make_env(**{section: values})
+    env.run("db", "upgrade")
+    env.run("case", "add", "MH-100001")
+    pdf = _pdf(env)
+    first = env.run("submit", str(pdf), "--case", "MH-100001", "--type", "support-plan")
+    result = first if section == "preflight" else env.run("clocks")
+    assert result.code == 78, result.err
+    assert key in result.err and "Traceback" not in result.err
