@@ -215,6 +215,13 @@ class Mailroom:
             "rejection_reasons": list(s.rejection_reasons),
             "accepted_at": _iso(s.accepted_at),
             "last_smtp": f"{s.last_smtp_code} {s.last_smtp_text}" if s.last_smtp_code else None,
+            "preflight": {
+                "passed": s.preflight.get("passed"),
+                "findings": [
+                    {k: f.get(k) for k in ("check", "outcome", "page", "detail", "blocks")}
+                    for f in s.preflight.get("findings", [])
+                ],
+            },
         }
         if not case.restricted:
             view["timeline"] = store.submission_timeline(session, s.id)
@@ -314,6 +321,16 @@ class Mailroom:
                 detail={"sha256": stored.sha256, "size": stored.size, "encrypted": self.documents.encrypted},
             )
             if report.passed:
+                notes = [f"{f.check}: {f.outcome}" for f in report.findings if f.outcome != "pass"]
+                audit.record(
+                    session,
+                    at=self.now(),
+                    actor=actor,
+                    entity="submission",
+                    entity_id=submission.id,
+                    action="preflight-passed",
+                    detail={"pages": report.pages, "notes": notes},
+                )
                 self._queue(session, submission, case, actor=actor)
             else:
                 failed = [f"{f.check}: {f.detail}" for f in report.blocking_failures]

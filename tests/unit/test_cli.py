@@ -60,7 +60,7 @@ def test_submit_stores_privately_and_queues(env: Env) -> None:
     assert [(q["id"], q["case_ref"], q["state"]) for q in queue] == [(1, "MH-100001", "queued")]
     assert json.loads(env.run("queue", "--state", "sent", "--json").out) == []
     timeline = json.loads(env.run("case", "show", "MH-100001", "--json").out)["submissions"][0]["timeline"]
-    assert [e["action"] for e in timeline] == ["stored", "queued"]
+    assert [e["action"] for e in timeline] == ["stored", "preflight-passed", "queued"]
 
 
 def test_db_upgrade_is_idempotent(env: Env) -> None:
@@ -231,7 +231,7 @@ def test_queue_hold_release_cancel(env: Env) -> None:
         e["action"]
         for e in json.loads(env.run("case", "show", "MH-100001", "--json").out)["submissions"][0]["timeline"]
     ]
-    assert actions == ["stored", "queued", "held", "released", "cancelled"]
+    assert actions == ["stored", "preflight-passed", "queued", "held", "released", "cancelled"]
 
 
 @pytest.mark.parametrize(
