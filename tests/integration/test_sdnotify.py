@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.integration
+
 from mailroom.sdnotify import SystemdNotifier, notify_address
 
 
