@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
-
 from mailroom.sdnotify import SystemdNotifier, notify_address
+
+pytestmark = pytest.mark.integration
 
 
 class FakeSystemd:
