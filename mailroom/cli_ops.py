@@ -101,6 +101,7 @@ def harness_group(
     if ctx.invoked_subcommand is not None:
         return
     _require_harness_extra()
+    from mailroom.harness.dovecot import ServerUnavailable
     from mailroom.harness.session import HarnessOptions, run_harness
 
     options = HarnessOptions(
@@ -109,7 +110,10 @@ def harness_group(
         daemon=not no_daemon,
         as_json=as_json,
     )
-    code = run_harness(options, out)
+    try:
+        code = run_harness(options, out)
+    except ServerUnavailable as exc:
+        raise MailroomError(f"the harness cannot start: {exc}") from None
     if code:
         raise click.exceptions.Exit(code)
 

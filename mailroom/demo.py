@@ -114,9 +114,10 @@ def run_tour(tour: Tour) -> None:
         resubmit(tour, harness, info, due)
         show_outgoing(tour, harness)
         tour.heading("Stop everything")
-    stopped = not any(port_open(p) for p in (info.imaps_port, info.lmtp_port, info.smtp_port))
-    if not stopped:
+    if any(port_open(p) for p in (info.imaps_port, info.lmtp_port, info.smtp_port)):
         raise DemoError("a harness server is still listening after stop")
+    if any(info.gpg_home.glob("S.gpg-agent*")):
+        raise DemoError("gpg-agent is still running after stop")
     tour.note("Dovecot, the relay, the DWP simulator and gpg-agent are stopped.")
 
 

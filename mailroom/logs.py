@@ -23,5 +23,14 @@ def configure(level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Library chatter (SQL, SMTP and IMAP protocol lines, the scheduler's every run) stays at WARNING.
-    for noisy in ("sqlalchemy", "aiosmtplib", "imapclient", "apscheduler", "gnupg", "pdfminer", "asyncio"):
+    for noisy in (
+        "sqlalchemy",
+        "alembic",
+        "aiosmtplib",
+        "imapclient",
+        "apscheduler",
+        "gnupg",
+        "pdfminer",
+        "asyncio",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)

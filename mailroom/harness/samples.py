@@ -80,7 +80,8 @@ def write_samples(folder: Path, samples: tuple[SampleReport, ...] = SAMPLES) -> 
 
 
 @functools.cache
-def _embedded_arial() -> str:
+def register_arial() -> str:
+    """Register reportlab's Vera under Arial's PostScript name (once per process); returns the font name."""
     vera = TTFont(ARIAL, str(Path(reportlab.__file__).parent / "fonts" / "Vera.ttf"))
     vera.face.name = ARIAL.encode("ascii")  # the BaseFont pdfplumber reports comes from the face's name
     pdfmetrics.registerFont(vera)
@@ -96,7 +97,7 @@ def _lines(sample: SampleReport) -> list[str]:
 
 
 def _render(sample: SampleReport) -> bytes:
-    font, size = (_embedded_arial(), 12.0) if sample.arial_12 else (TIMES, 10.0)
+    font, size = (register_arial(), 12.0) if sample.arial_12 else (TIMES, 10.0)
     title = TITLES.get(sample.report_type, "Report")
     buffer = io.BytesIO()
     canvas = Canvas(buffer, pagesize=A4, invariant=1)

@@ -47,7 +47,7 @@ def run_harness(options: HarnessOptions, out: Console) -> int:
         remove=options.root is None,
     )
     stop = threading.Event()
-    previous = {sig: signal.signal(sig, _setter(stop)) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, _stop_on_signal(stop)) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with harness:
             info = harness.info
@@ -169,7 +169,7 @@ def _wait(
             )
 
 
-def _setter(stop: threading.Event) -> Callable[[int, FrameType | None], None]:
+def _stop_on_signal(stop: threading.Event) -> Callable[[int, FrameType | None], None]:
     def handler(signum: int, frame: FrameType | None) -> None:
         stop.set()
 

@@ -99,6 +99,8 @@ class HarnessInfo:
 
 
 class Harness:
+    """Starts and stops the harness's parts in `root` (new or empty); use as a context manager."""
+
     def __init__(
         self,
         root: Path,
@@ -180,28 +182,15 @@ class Harness:
     # -- start-up, in dependency order --------------------------------------------------------------------
 
     def _start(self) -> HarnessInfo:
-        root, stack = self.root, self._stack
+        root = self.root
         passwords = _write_secrets(root / "secrets")
         # An empty file is an empty SQLite database; made here it is 0600, and so are its -wal and -shm.
         write_private(root / "mailroom.db", b"")
         ca = trustme.CA()
-        ca_file = root / "ca.pem"
-        ca.cert_pem.write_to_path(str(ca_file))
-        gpg = GpgHome(path=root / "gnupg")
-        stack.callback(gpg.kill_agent)
-        key = gpg.generate_key("documents@provider.test", name="Harness documents")
-        dovecot = Dovecot(
-            {MAILBOX: passwords["imap-password"], TEAM: passwords["team-password"]},
-            root=root / "dovecot",
-            ca=ca,
-        )
-        dovecot.start()
-        stack.callback(dovecot.stop)
-        self._dovecot = dovecot
-        courier = Courier(on_error=self._delivery_failed)
-        courier.start()
-        stack.callback(courier.stop)
-        self._courier = courier
+        ca.cert_pem.write_to_path(str(root / "ca.pem"))
+        gpg_home, fingerprint = self._start_gpg()
+        dovecot = self._start_dovecot(ca, passwords)
+        courier = self._start_courier()
         relay = Relay(
             root / "relay",
             ca=ca,
@@ -209,26 +198,11 @@ class Harness:
             password=passwords["smtp-password"],
             on_message=self._route,
         )
-        config = root / "mailroom.toml"
-        config.write_text(
-            config_text(
-                ConfigInputs(
-                    root=root,
-                    ca_file=ca_file,
-                    smtp_port=relay.port,
-                    imaps_port=dovecot.imaps_port,
-                    gpg_home=gpg.path,
-                    gpg_fingerprint=key.fingerprint,
-                    secrets=root / "secrets",
-                    log_level=self._log_level,
-                )
-            ),
-            encoding="utf-8",
-        )
+        config = self._write_config(relay.port, dovecot.imaps_port, gpg_home, fingerprint)
         self.settings = settings = load_settings(config)
-        scenario_file = self._scenario_file or _default_scenario(root / "scenario.toml")
+        scenario = self._scenario_file or _default_scenario(root / "scenario.toml")
         self._simulator = DwpSimulator(
-            load_scenario(scenario_file, known_reasons=settings.rejection_reasons),
+            load_scenario(scenario, known_reasons=settings.rejection_reasons),
             settings,
             authserv_id=AUTHSERV_ID,
             folder=root / "dwp",
@@ -238,29 +212,48 @@ class Harness:
             on_event=self._on_event,
         )
         relay.start()
-        stack.callback(relay.stop)
+        self._stack.callback(relay.stop)
         self._relay = relay
         write_samples(root / "samples")
-        info = HarnessInfo(
-            root=root,
-            config=config,
-            scenario=scenario_file,
-            ca_file=ca_file,
-            smtp_port=relay.port,
-            imap_port=dovecot.imap_port,
-            imaps_port=dovecot.imaps_port,
-            lmtp_port=dovecot.lmtp_port,
-            mailbox=MAILBOX,
-            team=TEAM,
-            gpg_home=gpg.path,
-            samples=root / "samples",
-            relay_mail=relay.folder,
-            dwp_mail=root / "dwp",
-            spool=root / "spool",
-            dovecot_log=dovecot.log_file,
-        )
+        info = _info(root, config, scenario, relay, dovecot, gpg_home)
         (root / INFO_FILE).write_text(json.dumps(info.to_dict(), indent=2) + "\n", encoding="utf-8")
         return info
+
+    def _start_gpg(self) -> tuple[Path, str]:
+        gpg = GpgHome(path=self.root / "gnupg")
+        self._stack.callback(gpg.kill_agent)
+        key = gpg.generate_key("documents@provider.test", name="Harness documents")
+        return gpg.path, key.fingerprint
+
+    def _start_dovecot(self, ca: trustme.CA, passwords: dict[str, str]) -> Dovecot:
+        users = {MAILBOX: passwords["imap-password"], TEAM: passwords["team-password"]}
+        dovecot = Dovecot(users, root=self.root / "dovecot", ca=ca)
+        dovecot.start()
+        self._stack.callback(dovecot.stop)
+        self._dovecot = dovecot
+        return dovecot
+
+    def _start_courier(self) -> Courier:
+        courier = Courier(on_error=self._delivery_failed)
+        courier.start()
+        self._stack.callback(courier.stop)
+        self._courier = courier
+        return courier
+
+    def _write_config(self, smtp_port: int, imaps_port: int, gpg_home: Path, fingerprint: str) -> Path:
+        inputs = ConfigInputs(
+            root=self.root,
+            ca_file=self.root / "ca.pem",
+            smtp_port=smtp_port,
+            imaps_port=imaps_port,
+            gpg_home=gpg_home,
+            gpg_fingerprint=fingerprint,
+            secrets=self.root / "secrets",
+            log_level=self._log_level,
+        )
+        config = self.root / "mailroom.toml"
+        config.write_text(config_text(inputs), encoding="utf-8")
+        return config
 
     def _route(self, mail: RelayedMail) -> None:
         """Runs in the relay's thread: reports to the simulator, mail for a local mailbox by LMTP."""
@@ -276,6 +269,29 @@ class Harness:
 
     def _delivery_failed(self, error: BaseException) -> None:
         log.warning("harness: a delivery failed: %s", error)
+
+
+def _info(
+    root: Path, config: Path, scenario: Path, relay: Relay, dovecot: Dovecot, gpg_home: Path
+) -> HarnessInfo:
+    return HarnessInfo(
+        root=root,
+        config=config,
+        scenario=scenario,
+        ca_file=root / "ca.pem",
+        smtp_port=relay.port,
+        imap_port=dovecot.imap_port,
+        imaps_port=dovecot.imaps_port,
+        lmtp_port=dovecot.lmtp_port,
+        mailbox=MAILBOX,
+        team=TEAM,
+        gpg_home=gpg_home,
+        samples=root / "samples",
+        relay_mail=relay.folder,
+        dwp_mail=root / "dwp",
+        spool=root / "spool",
+        dovecot_log=dovecot.log_file,
+    )
 
 
 def _lmtp(dovecot: Dovecot, address: str, mail: RelayedMail) -> None:
