@@ -28,12 +28,14 @@ from mailroom.documents import DocumentStore
 from mailroom.models import Notice, Submission
 from mailroom.notices import alert_team
 from mailroom.retry import RetryPolicy
+from mailroom.runners import OutageLog
 from mailroom.states import SENDABLE, SubmissionState
 from outbox.compose import compose_notice, compose_report
 from outbox.errors import (
     CryptoError,
     PartialDelivery,
     SendError,
+    SessionRefused,
     TransientSendError,
 )
 from outbox.types import NoticeRequest, ReportRequest, SendReceipt
@@ -94,6 +96,8 @@ class Outbox:
             lifetime=timedelta(days=o.max_lifetime_days),
         )
         self.lease = timedelta(seconds=o.lease_seconds)
+        self._relay_outage = OutageLog(f"SMTP relay {settings.smtp.host}:{settings.smtp.port}")
+        self._refused: SessionRefused | None = None
 
     # -- the pass ----------------------------------------------------------------------------------------
 
@@ -107,8 +111,16 @@ class Outbox:
         sent: list[tuple[Claim, SendReceipt]] = []
         try:
             async with self.transport.session() as session:
+                refused: SessionRefused | None = None
                 async for claim, built in self._prepared(claims):
+                    if refused is not None:
+                        # The relay refused the session itself: the rest of the batch waits with this one.
+                        counts[await asyncio.to_thread(self.record_failure, claim, refused)] += 1
+                        continue
                     outcome = await self._send_one(session, claim, built, sent)
+                    if outcome == "refused":
+                        refused = self._refused
+                        outcome = "deferred"
                     counts[outcome] += 1
                     if len(sent) >= RECORD_GROUP:
                         await asyncio.to_thread(self.record_sent, list(sent))
@@ -145,10 +157,16 @@ class Outbox:
             return await asyncio.to_thread(self.record_failure, claim, failure)
         try:
             receipt = await session.send(built)
+        except SessionRefused as exc:
+            self._relay_outage.failed(exc)
+            self._refused = exc
+            await asyncio.to_thread(self.record_failure, claim, exc)
+            return "refused"
         except PartialDelivery as exc:
             return await asyncio.to_thread(self.record_partial, claim, exc)
         except SendError as exc:
             return await asyncio.to_thread(self.record_failure, claim, exc)
+        self._relay_outage.recovered()
         sent.append((claim, receipt))
         return "sent"
 
@@ -375,9 +393,11 @@ class Outbox:
             row.lease_until = None
             detail = {"attempt": claim.attempt, "code": error.code, "error": str(error)[:300]}
             queued_at = row.queued_at if isinstance(row, Submission) and row.queued_at else row.created_at
+            # A refused session (login, TLS) is the relay's or our configuration's fault, not the report's:
+            # keep retrying within the queue lifetime, as for a temporary failure.
             retry_at = (
                 self.retry.next_attempt(attempts=claim.attempt, queued_at=queued_at, now=now)
-                if isinstance(error, TransientSendError)
+                if isinstance(error, TransientSendError | SessionRefused)
                 else None
             )
             if retry_at is not None:
@@ -387,7 +407,7 @@ class Outbox:
                 outcome = "deferred"
             else:
                 row.next_attempt_at = None
-                if isinstance(error, TransientSendError):
+                if isinstance(error, TransientSendError | SessionRefused):
                     detail["note"] = "gave up: queue lifetime exceeded"
                 self._move(session, row, "failed", now=now, action="failed", detail=detail)
                 if isinstance(row, Submission):

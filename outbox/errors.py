@@ -3,6 +3,7 @@
     SendError(Exception)
     ├── TransientSendError(SendError)     4xx, refused connection, disconnect, timeout: retry with backoff
     ├── PermanentSendError(SendError)     5xx, TLS verification failure, auth refused: fail and alert
+    │   └── SessionRefused                before any message: TLS, EHLO or AUTH refused (configuration)
     ├── PartialDelivery(SendError)        some recipients accepted, some refused (carries both)
     ├── RecipientNotAllowed(SendError)    a recipient is not on the allow-list: nothing was sent
     ├── InsecureTransport(SendError)      plain text asked for where it is not allowed: nothing was sent
@@ -31,6 +32,11 @@ class TransientSendError(SendError):
 
 class PermanentSendError(SendError):
     """Retrying will not help: 5xx, TLS verification failure, authentication refused."""
+
+
+class SessionRefused(PermanentSendError):
+    """The relay refused us before any message was offered (TLS, EHLO, AUTH): a configuration problem that
+    every message would hit alike, so callers keep the messages queued rather than fail each one."""
 
 
 class PartialDelivery(SendError):

@@ -45,6 +45,7 @@ from outbox.errors import (
     PartialDelivery,
     PermanentSendError,
     SendError,
+    SessionRefused,
     TransientSendError,
 )
 from outbox.types import SendReceipt, SmtpOptions, SmtpStage
@@ -386,6 +387,16 @@ def is_loopback(host: str) -> bool:
 
 def classify_failure(error: BaseException, stage: SmtpStage, where: str) -> SendError:
     """Map an aiosmtplib/socket/TLS error to Transient or Permanent, keeping the SMTP code and text."""
+    mapped = _classify(error, stage, where)
+    if isinstance(mapped, PermanentSendError) and stage in _SESSION_STAGES:
+        return SessionRefused(str(mapped), code=mapped.code, text=mapped.text)
+    return mapped
+
+
+_SESSION_STAGES = frozenset({SmtpStage.CONNECT, SmtpStage.STARTTLS, SmtpStage.EHLO, SmtpStage.AUTH})
+
+
+def _classify(error: BaseException, stage: SmtpStage, where: str) -> SendError:
     tls = _tls_failure(error)
     if isinstance(tls, ssl.SSLCertVerificationError):
         detail = tls.verify_message or tls.reason or "verification failed"

@@ -169,3 +169,19 @@ def test_an_untrusted_gpg_recipient_is_a_config_error(make_daemon_env: Callable[
     result = env.run("queue")
     assert result.code == 78
     assert "[gpg]" in result.err
+
+
+def test_a_refused_login_defers_the_whole_batch_instead_of_failing_each_report(
+    make_daemon_env: Callable[..., Env], relay: SmtpServer
+) -> None:
+    env = make_daemon_env()
+    (env.root / "smtp.pw").write_text("not-the-password")
+    env.run("case", "add", "MH-100001")
+    for _ in range(3):
+        submit(env)
+    report = run_once(env)
+    assert report["outbox"] == {"sent": 0, "deferred": 3, "failed": 0}
+    rows = json.loads(env.run("queue", "--json").out)
+    assert [r["state"] for r in rows] == ["deferred"] * 3
+    assert all(r["last_smtp"].startswith("535") for r in rows)
+    assert relay.transactions == []  # and no alert: it would go through the relay that refuses us

@@ -14,7 +14,7 @@ def test_python_gnupg_debug_logging_is_capped_at_info() -> None:
     level = root.level
     root.setLevel(logging.DEBUG)
     try:
-        assert logging.INFO <= logger.level
+        assert logger.level >= logging.INFO
         assert not logger.isEnabledFor(logging.DEBUG)
     finally:
         root.setLevel(level)
