@@ -9,6 +9,7 @@ and the timeline says it was resent after an unconfirmed attempt.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
@@ -64,6 +65,14 @@ class Claim:
     message_id: str
     attempt: int
     lease_until: datetime
+
+
+@dataclass(frozen=True)
+class ReportPlan:
+    """A report ready to compose once its stored document is decrypted."""
+
+    request: ReportRequest
+    stored_path: Path
 
 
 @dataclass(frozen=True)
@@ -270,21 +279,25 @@ class Outbox:
 
     def build_group(self, claims: list[Claim]) -> list[EmailMessage | CryptoError]:
         """Decrypt (one gpg run for the group) and compose; plaintext lives only in these messages."""
-        with transaction(self.engine) as session:
+        with transaction(self.engine) as session:  # one short read for the whole group
             plans = [self._plan(session, claim) for claim in claims]
-        paths = [plan for plan in plans if isinstance(plan, Path)]
-        plain = iter(self.documents.get_many(paths))
+        reports = [plan for plan in plans if isinstance(plan, ReportPlan)]
+        plain = iter(self.documents.get_many([r.stored_path for r in reports]))
         built: list[EmailMessage | CryptoError] = []
-        for claim, plan in zip(claims, plans, strict=True):
-            if isinstance(plan, Path):
+        for plan in plans:
+            if isinstance(plan, ReportPlan):
                 pdf = next(plain)
-                built.append(pdf if isinstance(pdf, CryptoError) else self._compose_report(claim, pdf))
+                built.append(
+                    pdf
+                    if isinstance(pdf, CryptoError)
+                    else compose_report(dataclasses.replace(plan.request, pdf=pdf))
+                )
             else:
                 built.append(plan)
         return built
 
-    def _plan(self, session: Session, claim: Claim) -> EmailMessage | CryptoError | Path:
-        """A notice composed at once, or the stored document a report still needs decrypting."""
+    def _plan(self, session: Session, claim: Claim) -> EmailMessage | CryptoError | ReportPlan:
+        """A notice composed at once, or a report's request still waiting for its decrypted PDF."""
         if claim.table == "notice":
             notice = session.get(Notice, claim.id)
             assert notice is not None
@@ -300,31 +313,26 @@ class Outbox:
                     references=(notice.in_reply_to,) if notice.in_reply_to else (),
                 )
             )
-        document = store.document_for(session, store.get_submission(session, claim.id))
+        sub = store.get_submission(session, claim.id)
+        document = store.document_for(session, sub)
         if document.stored_path is None:
             return CryptoError("the document was purged or erased")
-        return Path(document.stored_path)
-
-    def _compose_report(self, claim: Claim, pdf: bytes) -> EmailMessage:
-        with transaction(self.engine) as session:
-            sub = store.get_submission(session, claim.id)
-            case = store.case_by_id(session, sub.case_id)
+        case = store.case_by_id(session, sub.case_id)
         report_type = self.settings.report_type(sub.report_type)
-        return compose_report(
-            ReportRequest(
-                from_address=self.settings.provider.from_address,
-                to=(self.settings.dwp.inbox,),
-                case_ref=case.case_ref,
-                report_type_label=report_type.label if report_type else sub.report_type,
-                submission_token=sub.token,
-                message_id=claim.message_id,
-                date=self.now(),
-                pdf=pdf,
-                pdf_filename=f"{case.case_ref}-{sub.report_type}-v{sub.version}.pdf",
-                cover_text=None,
-                reply_to=None,
-            )
+        request = ReportRequest(
+            from_address=self.settings.provider.from_address,
+            to=(self.settings.dwp.inbox,),
+            case_ref=case.case_ref,
+            report_type_label=report_type.label if report_type else sub.report_type,
+            submission_token=sub.token,
+            message_id=claim.message_id,
+            date=self.now(),
+            pdf=b"",
+            pdf_filename=f"{case.case_ref}-{sub.report_type}-v{sub.version}.pdf",
+            cover_text=None,
+            reply_to=None,
         )
+        return ReportPlan(request, Path(document.stored_path))
 
     # -- recording outcomes --------------------------------------------------------------------------------
 
