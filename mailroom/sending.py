@@ -118,6 +118,8 @@ class Outbox:
             return PassResult()
         counts = {"sent": 0, "deferred": 0, "failed": 0}
         sent: list[tuple[Claim, SendReceipt]] = []
+        # One group's commit runs in a worker thread while the next messages go out (one writer at a time).
+        recording: asyncio.Task[None] | None = None
         try:
             async with self.transport.session() as session:
                 refused: SessionRefused | None = None
@@ -132,9 +134,13 @@ class Outbox:
                         outcome = "deferred"
                     counts[outcome] += 1
                     if len(sent) >= RECORD_GROUP:
-                        await asyncio.to_thread(self.record_sent, list(sent))
+                        if recording is not None:
+                            await recording
+                        recording = asyncio.create_task(asyncio.to_thread(self.record_sent, list(sent)))
                         sent.clear()
         finally:
+            if recording is not None:
+                await recording
             if sent:
                 await asyncio.to_thread(self.record_sent, sent)
         return PassResult(**counts)
