@@ -7,7 +7,7 @@ import ssl
 import aiosmtplib
 import pytest
 
-from outbox.errors import PermanentSendError, SendError, TransientSendError
+from outbox.errors import PermanentSendError, SendError, SessionRefused, TransientSendError
 from outbox.transport import all_refused, classify_failure
 from outbox.types import SmtpStage
 
@@ -56,7 +56,7 @@ def cert_error() -> ssl.SSLCertVerificationError:
         (
             aiosmtplib.SMTPAuthenticationError(535, "5.7.8 Bad credentials"),
             SmtpStage.AUTH,
-            PermanentSendError,
+            SessionRefused,
             535,
         ),
         (
@@ -68,10 +68,10 @@ def cert_error() -> ssl.SSLCertVerificationError:
         (
             aiosmtplib.SMTPConnectResponseError(554, "5.3.2 Not accepting mail"),
             SmtpStage.CONNECT,
-            PermanentSendError,
+            SessionRefused,
             554,
         ),
-        (aiosmtplib.SMTPHeloError(501, "5.5.4 Bad EHLO"), SmtpStage.EHLO, PermanentSendError, 501),
+        (aiosmtplib.SMTPHeloError(501, "5.5.4 Bad EHLO"), SmtpStage.EHLO, SessionRefused, 501),
     ],
 )
 def test_replies_are_classified_by_their_code_and_keep_it(
@@ -134,7 +134,9 @@ def test_drops_and_timeouts_are_transient(error: BaseException, stage: SmtpStage
 )
 def test_certificate_verification_failure_is_permanent(error: BaseException) -> None:
     mapped = classify_failure(error, SmtpStage.STARTTLS, WHERE)
-    assert type(mapped) is PermanentSendError
+    # Permanent, and refused before any message: the whole batch waits rather than failing report by report.
+    assert type(mapped) is SessionRefused
+    assert isinstance(mapped, PermanentSendError)
     assert str(mapped) == f"TLS certificate of SMTP relay {WHERE} not trusted: self-signed certificate"
 
 
@@ -144,7 +146,7 @@ def test_other_tls_handshake_failures_are_permanent() -> None:
     mapped = classify_failure(
         chained(aiosmtplib.SMTPConnectError("x"), wrong_version), SmtpStage.CONNECT, WHERE
     )
-    assert type(mapped) is PermanentSendError
+    assert type(mapped) is SessionRefused
     assert "WRONG_VERSION_NUMBER" in str(mapped)
 
 
