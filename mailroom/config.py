@@ -224,7 +224,7 @@ class RetentionSettings:
 class DaemonSettings:
     test_mode: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    sweep_seconds: int = 60
+    sweep_seconds: int = 30
 
 
 @dataclass(frozen=True)

@@ -156,7 +156,7 @@ async def run_forever(parts: Parts) -> None:
         asyncio.create_task(
             periodic(
                 "outbox",
-                parts.outbox.run_once,
+                lambda: _outbox_pass(parts),
                 stop=stop,
                 interval=parts.settings.outbox.poll_seconds,
                 heartbeat=heartbeat,
@@ -191,6 +191,12 @@ async def run_forever(parts: Parts) -> None:
     watchdog.cancel()
     await asyncio.gather(*pending, watchdog, return_exceptions=True)
     log.info("stopped")
+
+
+async def _outbox_pass(parts: Parts) -> bool:
+    """One outbox pass; True when it took a full batch, so the runner goes again without sleeping."""
+    result = await parts.outbox.run_once()
+    return result.sent + result.deferred + result.failed >= parts.settings.outbox.batch_size
 
 
 async def _sweep(parts: Parts, heartbeat: Heartbeat) -> None:

@@ -13,10 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -24,6 +20,9 @@ from sqlmodel import Session
 from mailroom.errors import StoreError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# The newest migration. The daemon checks the schema against it without importing Alembic (~11 MB);
+# tests/unit/test_store.py keeps it equal to the migrations folder's head.
+SCHEMA_HEAD = "0001"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -72,8 +71,10 @@ def is_postgres(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-def _alembic_config(engine: Engine) -> AlembicConfig:
-    config = AlembicConfig()
+def _alembic_config(engine: Engine) -> Any:
+    from alembic.config import Config
+
+    config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = engine
     return config
@@ -81,6 +82,8 @@ def _alembic_config(engine: Engine) -> AlembicConfig:
 
 def upgrade(engine: Engine) -> tuple[str | None, str]:
     """Bring the schema to the latest revision; idempotent. Returns (revision before, revision after)."""
+    from alembic import command
+
     before = current_revision(engine)
     command.upgrade(_alembic_config(engine), "head")
     return before, head_revision()
@@ -89,21 +92,26 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
 def current_revision(engine: Engine) -> str | None:
     try:
         with engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
+            if not sa.inspect(connection).has_table("alembic_version"):
+                return None
+            return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
     except sa.exc.OperationalError as exc:
         raise StoreError(f"cannot open the database: {_short(exc)}") from None
 
 
 def head_revision() -> str:
+    """The migrations folder's head, read by Alembic (for `db upgrade` and the test of SCHEMA_HEAD)."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(_alembic_config(sa.create_engine("sqlite://"))).get_current_head()
     assert head is not None
-    return head
+    return str(head)
 
 
 def require_current_schema(engine: Engine) -> None:
     """Refuse to run against a database that `mailroom db upgrade` has not brought up to date."""
     current = current_revision(engine)
-    if current != head_revision():
+    if current != SCHEMA_HEAD:
         state = "empty" if current is None else f"at revision {current}"
         raise StoreError(f"the database is {state}; run `mailroom db upgrade` first")
 

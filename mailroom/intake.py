@@ -22,7 +22,6 @@ from mailroom.documents import ensure_private_dir, write_private
 from mailroom.errors import InputError, MailroomError
 from mailroom.service import Mailroom
 from parsers.errors import PdfError
-from parsers.pdf import extract_text
 from parsers.refs import find_case_refs
 
 log = logging.getLogger(__name__)
@@ -147,6 +146,8 @@ def _from_sidecar(sidecar: Path) -> Routing:
 
 
 def _pdf_text(data: bytes) -> str:
+    from parsers.pdf import extract_text  # pdfplumber is heavy: only when a file needs reading
+
     try:
         return extract_text(data, max_pages=5)
     except PdfError as exc:

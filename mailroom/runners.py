@@ -105,7 +105,9 @@ async def periodic(
     while not stop.is_set():
         delay = interval
         try:
-            await work()
+            if await work() is True:
+                # A full batch: there is more waiting, so go again at once (stop is still honoured).
+                delay = 0
             outage.recovered()
             backoff.reset()
         except asyncio.CancelledError:

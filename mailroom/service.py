@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -29,7 +29,9 @@ from mailroom.notices import new_message_id
 from mailroom.records import refuse_if_erased
 from mailroom.states import SUBMISSION_MOVES, SubmissionState
 from parsers.errors import InvalidNino
-from parsers.preflight import Check, Outcome, PreflightPolicy, PreflightReport, preflight
+
+if TYPE_CHECKING:  # pdfplumber (behind parsers.preflight) costs ~17 MB: loaded when a PDF is first read
+    from parsers.preflight import PreflightPolicy, PreflightReport
 
 Now = Callable[[], datetime]
 PDF_MAGIC = b"%PDF-"
@@ -276,6 +278,8 @@ class Mailroom:
                 return done
             font_exception = case.font_exception
         # Outside the transaction: reading a long PDF must not hold the database's write lock.
+        from parsers.preflight import preflight
+
         report = preflight(
             data,
             self.preflight_policy,
@@ -353,6 +357,8 @@ class Mailroom:
             with transaction(self.engine) as session:
                 case = store.require_case(session, case_ref)
                 font_exception, case_ref = case.font_exception, case.case_ref
+        from parsers.preflight import preflight
+
         return preflight(
             data,
             self.preflight_policy,
@@ -628,6 +634,8 @@ __all__ = ["Mailroom", "NewCase", "NotFound"]
 
 
 def preflight_policy(settings: Settings) -> PreflightPolicy:
+    from parsers.preflight import PreflightPolicy
+
     p = settings.preflight
     keywords = dict(PreflightPolicy().report_type_keywords)
     for report_type in settings.report_types:
@@ -642,6 +650,8 @@ def preflight_policy(settings: Settings) -> PreflightPolicy:
 def _preflight_policy(
     settings: Settings, p: PreflightSettings, keywords: dict[str, tuple[str, ...]]
 ) -> PreflightPolicy:
+    from parsers.preflight import Check, Outcome, PreflightPolicy
+
     return PreflightPolicy(
         max_bytes=settings.intake.max_bytes,
         max_pages=p.max_pages,

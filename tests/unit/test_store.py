@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel, select
 
 from mailroom import audit, store
-from mailroom.db import make_engine, transaction, upgrade
+from mailroom.db import SCHEMA_HEAD, head_revision, make_engine, transaction, upgrade
 from mailroom.errors import InvalidTransition
 from mailroom.models import AuditEvent, Case, Document, Submission
 from mailroom.states import SUBMISSION_MOVES, SubmissionState
@@ -51,6 +51,10 @@ def _submission(engine: Engine) -> int:
         session.flush()
         assert sub.id is not None
         return sub.id
+
+
+def test_the_schema_head_the_daemon_checks_is_the_newest_migration() -> None:
+    assert head_revision() == SCHEMA_HEAD
 
 
 def test_migrations_match_the_models(engine: Engine) -> None:
