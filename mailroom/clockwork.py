@@ -8,11 +8,15 @@ daemons on one database.
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -72,6 +76,56 @@ def _clock_policy(c: ClockSettings, e: EscalationSettings) -> ClockPolicy:
     )
 
 
+def work_calendar_in_child(settings: Settings) -> WorkCalendar:
+    """The same calendar, computed by a short-lived child process.
+
+    The holidays package imports every country it knows (~9 MB) to build one; the long-running daemon
+    keeps only the dates. Errors in the child are the same config errors as in-process.
+    """
+    c = settings.calendar
+    request = json.dumps({"division": c.division, "day_end": c.day_end.isoformat(), "tz": c.timezone})
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _CALENDAR_CHILD],
+            input=request,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        answer = json.loads(done.stdout)
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return work_calendar(settings)  # the child could not run: build it here, at the memory cost
+    if "error" in answer:
+        raise ConfigError(settings.source, "[calendar]", answer["error"])
+    return WorkCalendar(
+        name=c.division,
+        bank_holidays=frozenset(date.fromisoformat(d) for d in answer["dates"]),
+        extra_closures=frozenset(c.extra_closures),
+        tz=ZoneInfo(c.timezone),
+        day_end=c.day_end,
+        first_year=answer["first_year"],
+        last_year=answer["last_year"],
+        holidays_version=answer["version"],
+    )
+
+
+_CALENDAR_CHILD = """
+import json, sys
+from datetime import time
+from mailroom.workdays import WorkCalendar
+ask = json.load(sys.stdin)
+try:
+    cal = WorkCalendar.for_division(ask["division"], day_end=time.fromisoformat(ask["day_end"]), tz=ask["tz"])
+except ValueError as exc:
+    print(json.dumps({"error": str(exc)}))
+else:
+    dates = sorted(d.isoformat() for d in cal.bank_holidays)
+    print(json.dumps({"dates": dates, "version": cal.holidays_version,
+                      "first_year": cal.first_year, "last_year": cal.last_year}))
+"""
+
+
 def work_calendar(settings: Settings) -> WorkCalendar:
     c = settings.calendar
     try:
@@ -91,9 +145,9 @@ class SweepResult:
 
 
 class ClockKeeper:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, calendar: WorkCalendar | None = None) -> None:
         self.settings = settings
-        self.calendar = work_calendar(settings)
+        self.calendar = calendar or work_calendar(settings)
         self.policy = clock_policy(settings)
 
     # -- events --------------------------------------------------------------------------------------------

@@ -373,6 +373,11 @@ def _convert_scalar(hint: Any, value: Any, source: str, where: str, base_dir: Pa
     if hint is date:
         if isinstance(value, date):
             return value
+        if isinstance(value, str):  # a quoted "2026-12-29" is meant as the date it spells
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                pass
         raise ConfigError(source, where, f"must be a date like 2026-12-24, not {value!r}")
     raise ConfigError(source, where, "unsupported type")  # pragma: no cover - a programming error
 

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import Engine
 
-from mailroom.clockwork import ClockKeeper
+from mailroom.clockwork import ClockKeeper, work_calendar_in_child
 from mailroom.config import Settings, read_secret
 from mailroom.db import make_engine, require_current_schema
 from mailroom.documents import DocumentStore
@@ -110,7 +110,7 @@ def build(settings: Settings, *, now: Now = system_now, engine: Engine | None = 
     documents = DocumentStore(
         settings.store.documents_dir, make_cipher(settings), encrypted=settings.gpg.encrypt_at_rest
     )
-    clocks = ClockKeeper(settings)
+    clocks = ClockKeeper(settings, work_calendar_in_child(settings))
     mailroom = Mailroom(settings, engine, documents, now)
     outbox = Outbox(settings, engine, documents, smtp_transport(settings), now, clocks)
     inbox = Inbox(settings, engine, documents, now, clocks, mailroom.nino_key)

@@ -22,8 +22,6 @@ from importlib.metadata import version
 from typing import Final
 from zoneinfo import ZoneInfo
 
-import holidays
-
 # gov.uk's bank-holiday divisions and the `holidays` package's UK subdivision codes for them.
 DIVISIONS: Final = {"england-and-wales": "ENG", "scotland": "SCT", "northern-ireland": "NIR"}
 DEFAULT_YEARS: Final = range(2010, 2041)
@@ -75,6 +73,8 @@ class WorkCalendar:
     ) -> WorkCalendar:
         """The calendar of a gov.uk division ("england-and-wales", "scotland", "northern-ireland")."""
         _check_settings(name, day_end, years)
+        import holidays  # loads every country (~9 MB): only when a calendar is built
+
         uk = holidays.country_holidays("GB", subdiv=DIVISIONS[name], years=years)
         return cls(
             name=name,
