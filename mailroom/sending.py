@@ -39,6 +39,7 @@ from outbox.errors import (
     SessionRefused,
     TransientSendError,
 )
+from outbox.transport import Envelope
 from outbox.types import NoticeRequest, ReportRequest, SendReceipt
 
 log = logging.getLogger(__name__)
@@ -49,11 +50,12 @@ RECORD_GROUP = 10  # sends recorded per commit
 
 
 class MailSession(Protocol):
-    async def send(self, message: EmailMessage) -> SendReceipt: ...
+    async def send_envelope(self, envelope: Envelope) -> SendReceipt: ...
 
 
 class Transport(Protocol):
     def session(self) -> AbstractAsyncContextManager[MailSession]: ...
+    def envelope(self, message: EmailMessage) -> Envelope: ...
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,9 @@ class Outbox:
                 await asyncio.to_thread(self.record_sent, sent)
         return PassResult(**counts)
 
-    async def _prepared(self, claims: list[Claim]) -> AsyncIterator[tuple[Claim, EmailMessage | CryptoError]]:
+    async def _prepared(
+        self, claims: list[Claim]
+    ) -> AsyncIterator[tuple[Claim, Envelope | SendError | CryptoError]]:
         """Messages in order, the next group decrypted in a worker thread while this one is on the wire."""
         groups = [claims[i : i + DECRYPT_GROUP] for i in range(0, len(claims), DECRYPT_GROUP)]
         upcoming = asyncio.create_task(asyncio.to_thread(self.build_group, groups[0]))
@@ -160,7 +164,7 @@ class Outbox:
         self,
         session: MailSession,
         claim: Claim,
-        built: EmailMessage | CryptoError,
+        built: Envelope | SendError | CryptoError,
         sent: list[tuple[Claim, SendReceipt]],
     ) -> str:
         if self.now() >= claim.lease_until:
@@ -170,8 +174,10 @@ class Outbox:
         if isinstance(built, CryptoError):
             failure = TransientSendError(f"cannot decrypt: {built}")
             return await asyncio.to_thread(self.record_failure, claim, failure)
+        if isinstance(built, SendError):
+            return await asyncio.to_thread(self.record_failure, claim, built)
         try:
-            receipt = await session.send(built)
+            receipt = await session.send_envelope(built)
         except SessionRefused as exc:
             self._relay_outage.failed(exc)
             self._refused = exc
@@ -276,31 +282,42 @@ class Outbox:
 
     # -- composing ---------------------------------------------------------------------------------------
 
-    def build(self, claim: Claim) -> EmailMessage:
-        """Decrypt and compose one message (see `build_group`)."""
+    def build(self, claim: Claim) -> Envelope:
+        """Decrypt, compose and serialise one message (see `build_group`)."""
         built = self.build_group([claim])[0]
-        if isinstance(built, CryptoError):
+        if isinstance(built, CryptoError | SendError):
             raise built
         return built
 
-    def build_group(self, claims: list[Claim]) -> list[EmailMessage | CryptoError]:
-        """Decrypt (one gpg run for the group) and compose; plaintext lives only in these messages."""
+    def build_group(self, claims: list[Claim]) -> list[Envelope | SendError | CryptoError]:
+        """Decrypt (one gpg run for the group), compose and serialise, off the event loop.
+
+        Plaintext lives only in these envelopes. The allow-list is checked here, before any connection.
+        """
         with transaction(self.engine) as session:  # one short read for the whole group
             plans = [self._plan(session, claim) for claim in claims]
         reports = [plan for plan in plans if isinstance(plan, ReportPlan)]
         plain = iter(self.documents.get_many([r.stored_path for r in reports]))
-        built: list[EmailMessage | CryptoError] = []
+        built: list[Envelope | SendError | CryptoError] = []
         for plan in plans:
+            message: EmailMessage | CryptoError
             if isinstance(plan, ReportPlan):
                 pdf = next(plain)
-                built.append(
+                message = (
                     pdf
                     if isinstance(pdf, CryptoError)
                     else compose_report(dataclasses.replace(plan.request, pdf=pdf))
                 )
             else:
-                built.append(plan)
+                message = plan
+            built.append(message if isinstance(message, CryptoError) else self._envelope(message))
         return built
+
+    def _envelope(self, message: EmailMessage) -> Envelope | SendError:
+        try:
+            return self.transport.envelope(message)
+        except SendError as exc:  # a recipient not on the allow-list: nothing was sent
+            return exc
 
     def _plan(self, session: Session, claim: Claim) -> EmailMessage | CryptoError | ReportPlan:
         """A notice composed at once, or a report's request still waiting for its decrypted PDF."""
