@@ -19,8 +19,6 @@ from sqlalchemy.engine import Engine
 
 from mailroom.clockwork import ClockKeeper, work_calendar_in_child
 from mailroom.config import Settings, read_secret
-from mailroom.db import make_engine, require_current_schema
-from mailroom.documents import DocumentStore
 from mailroom.errors import ConfigError
 from mailroom.inbound import Inbox
 from mailroom.intake import Intake
@@ -31,7 +29,7 @@ from mailroom.sending import Outbox
 from mailroom.service import Mailroom
 from mailroom.tokens import TokenCommand
 from mailroom.watcher import InboxWatcher
-from mailroom.wiring import make_cipher, system_now
+from mailroom.wiring import make_mailroom, system_now
 from outbox.allowlist import AllowList
 from outbox.errors import SendError
 from outbox.transport import SmtpTransport
@@ -105,13 +103,9 @@ def imap_mailbox(settings: Settings) -> Mailbox | None:
 
 
 def build(settings: Settings, *, now: Now = system_now, engine: Engine | None = None) -> Parts:
-    engine = engine or make_engine(settings.store.url)
-    require_current_schema(engine)
-    documents = DocumentStore(
-        settings.store.documents_dir, make_cipher(settings), encrypted=settings.gpg.encrypt_at_rest
-    )
+    mailroom = make_mailroom(settings, engine=engine, now=now)
+    engine, documents = mailroom.engine, mailroom.documents
     clocks = ClockKeeper(settings, work_calendar_in_child(settings))
-    mailroom = Mailroom(settings, engine, documents, now)
     outbox = Outbox(settings, engine, documents, smtp_transport(settings), now, clocks)
     inbox = Inbox(settings, engine, documents, now, clocks, mailroom.nino_key)
     mailbox = imap_mailbox(settings)

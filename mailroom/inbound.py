@@ -33,7 +33,7 @@ from parsers.classify import classify
 from parsers.errors import MalformedMessage
 from parsers.message import parse_message
 from parsers.nino import find_ninos
-from parsers.refs import find_case_refs, find_message_ids, find_submission_tokens
+from parsers.refs import find_case_refs, find_message_ids, find_submission_tokens, searchable_text
 from parsers.trust import assess_trust
 from parsers.types import Classification, ClassifyPolicy, Kind, ParsedMessage, TrustVerdict
 
@@ -105,7 +105,7 @@ def read_message(raw: bytes, settings: Settings, policy: ClassifyPolicy) -> Read
 def reading_view(reading: Reading, settings: Settings) -> dict[str, Any]:
     """`mailroom parse --json` (design.md §8)."""
     msg, c = reading.parsed, reading.classification
-    text = "\n".join([msg.subject, msg.new_text, *(a.text for a in msg.attachments)]) if msg else ""
+    text = searchable_text(msg) if msg else ""
     return {
         "kind": str(c.kind),
         "trusted": reading.trust.trusted,
@@ -368,7 +368,7 @@ class Inbox:
             sub = session.get(Submission, int(token.split("-")[1]))
             if sub is not None and sub.id is not None:
                 candidates.append(Candidate(Method.SUBJECT_TOKEN, sub.case_id, sub.id))
-        text = "\n".join([msg.subject, msg.new_text, *(a.text for a in msg.attachments)])
+        text = searchable_text(msg)
         for case in store.cases_by_refs(
             session, find_case_refs(text, self.settings.matching.case_ref_pattern)
         ):
