@@ -144,6 +144,55 @@ class SweepResult:
     skipped: int = 0
 
 
+def close_clocks(
+    session: Session,
+    submission_id: int | None,
+    kind: ClockKind | None,
+    target: ClockState,
+    *,
+    at: datetime,
+    why: str,
+    actor: str = ACTOR,
+) -> None:
+    """Meet or cancel every active clock of a submission (of one kind, or all): running, breached and
+    escalated alike, so nothing keeps escalating after a resubmission, a hold, a cancel or an erasure."""
+    query = select(Clock).where(Clock.submission_id == submission_id, col(Clock.state).in_(list(ACTIVE)))
+    if kind is not None:
+        query = query.where(Clock.kind == kind)
+    for clock in session.exec(query).all():
+        _move_clock(session, clock, target, at=at, action=f"clock-{target}", detail={"why": why}, actor=actor)
+
+
+def _move_clock(
+    session: Session,
+    clock: Clock,
+    target: ClockState,
+    *,
+    at: datetime,
+    action: str,
+    detail: dict[str, Any] | None = None,
+    actor: str = ACTOR,
+) -> None:
+    current = ClockState(clock.state)
+    if not can_move(current, target):
+        return
+    clock.state = target
+    if target in (ClockState.MET, ClockState.CANCELLED):
+        clock.closed_at = at
+    session.add(clock)
+    audit.record(
+        session,
+        at=at,
+        actor=actor,
+        entity="clock",
+        entity_id=clock.id,
+        action=action,
+        from_state=current,
+        to_state=target,
+        detail={"kind": clock.kind, **(detail or {})},
+    )
+
+
 class ClockKeeper:
     def __init__(self, settings: Settings, calendar: WorkCalendar | None = None) -> None:
         self.settings = settings
@@ -203,64 +252,19 @@ class ClockKeeper:
                 detail={"by": sub.id},
             )
         # The resubmission is what the correction clock waited for; the old report's other clocks end too.
-        self._close(session, old.id, None, ClockState.MET, at=now, why=f"superseded by submission {sub.id}")
+        close_clocks(session, old.id, None, ClockState.MET, at=now, why=f"superseded by submission {sub.id}")
 
     def on_reply(self, session: Session, sub: Submission, *, at: datetime) -> None:
         """Any trusted reply from DWP about the submission meets its acknowledgement clock."""
-        self._close(session, sub.id, ClockKind.ACKNOWLEDGEMENT, ClockState.MET, at=at, why="reply received")
+        close_clocks(session, sub.id, ClockKind.ACKNOWLEDGEMENT, ClockState.MET, at=at, why="reply received")
 
     def on_rejected(self, session: Session, sub: Submission, *, at: datetime) -> None:
         self.on_reply(session, sub, at=at)
-        self._close(session, sub.id, ClockKind.DECISION, ClockState.MET, at=at, why="rejection received")
+        close_clocks(session, sub.id, ClockKind.DECISION, ClockState.MET, at=at, why="rejection received")
         self.start(session, sub, ClockKind.CORRECTION, at=at)
 
     def on_failed(self, session: Session, sub: Submission, *, at: datetime) -> None:
-        self._close(session, sub.id, None, ClockState.CANCELLED, at=at, why="delivery failed")
-
-    def _close(
-        self,
-        session: Session,
-        submission_id: int | None,
-        kind: ClockKind | None,
-        target: ClockState,
-        *,
-        at: datetime,
-        why: str,
-    ) -> None:
-        query = select(Clock).where(Clock.submission_id == submission_id, col(Clock.state).in_(list(ACTIVE)))
-        if kind is not None:
-            query = query.where(Clock.kind == kind)
-        for clock in session.exec(query).all():
-            self._move(session, clock, target, at=at, action=f"clock-{target}", detail={"why": why})
-
-    def _move(
-        self,
-        session: Session,
-        clock: Clock,
-        target: ClockState,
-        *,
-        at: datetime,
-        action: str,
-        detail: dict[str, Any] | None = None,
-    ) -> None:
-        current = ClockState(clock.state)
-        if not can_move(current, target):
-            return
-        clock.state = target
-        if target in (ClockState.MET, ClockState.CANCELLED):
-            clock.closed_at = at
-        session.add(clock)
-        audit.record(
-            session,
-            at=at,
-            actor=ACTOR,
-            entity="clock",
-            entity_id=clock.id,
-            action=action,
-            from_state=current,
-            to_state=target,
-            detail={"kind": clock.kind, **(detail or {})},
-        )
+        close_clocks(session, sub.id, None, ClockState.CANCELLED, at=at, why="delivery failed")
 
     # -- the sweep -------------------------------------------------------------------------------------------
 
@@ -368,7 +372,7 @@ class ClockKeeper:
             )
         )
         for target in state_moves(ClockState(clock.state), action.kind):
-            self._move(
+            _move_clock(
                 session, clock, target, at=now, action=f"clock-{target}", detail={"level": action.level}
             )
         if action.kind == ActionKind.ACCEPT:

@@ -17,6 +17,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from mailroom import audit, store
+from mailroom.clockwork import close_clocks
+from mailroom.deadlines import ClockState
 from mailroom.errors import Conflict, InputError
 from mailroom.identity import case_ref_hash
 from mailroom.models import Case, Document, InboundMessage, Notice, Submission, Tombstone
@@ -75,7 +77,7 @@ def _erase_rows(
             )
             cancelled += 1
         assert sub.id is not None
-        store.cancel_clocks(session, submission_id=sub.id, now=now, actor=actor)
+        close_clocks(session, sub.id, None, ClockState.CANCELLED, at=now, why="case erased", actor=actor)
     documents = session.exec(select(Document).where(Document.case_id == case.id)).all()
     for document in documents:
         document.stored_path, document.purged_at = None, now

@@ -18,8 +18,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from mailroom import audit, store
+from mailroom.clockwork import close_clocks
 from mailroom.config import PreflightSettings, Settings, read_secret
 from mailroom.db import transaction
+from mailroom.deadlines import ClockState
 from mailroom.documents import DocumentStore
 from mailroom.errors import ConfigError, Conflict, InputError, NotFound
 from mailroom.identity import nino_hmac
@@ -564,7 +566,9 @@ class Mailroom:
             if target not in SUBMISSION_MOVES[SubmissionState(submission.state)]:
                 raise Conflict(f"submission {submission_id} is {submission.state}; it cannot be {action}")
             store.move_submission(session, submission, target, now=self.now(), actor=actor, action=action)
-            store.cancel_clocks(session, submission_id=submission_id, now=self.now(), actor=actor)
+            close_clocks(
+                session, submission_id, None, ClockState.CANCELLED, at=self.now(), why=action, actor=actor
+            )
             return submission
 
     def _requeue(self, session: Session, submission: Submission, *, actor: str, action: str) -> None:

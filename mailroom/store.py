@@ -202,29 +202,6 @@ def submission_timeline(session: Session, submission_id: int) -> list[dict[str, 
     ]
 
 
-def cancel_clocks(session: Session, *, submission_id: int, now: datetime, actor: str) -> int:
-    """Cancel the running clocks of a submission (hold, cancel, erase); returns how many."""
-    running = session.exec(
-        select(Clock).where(Clock.submission_id == submission_id, Clock.state == "running")
-    ).all()
-    for clock in running:
-        clock.state = "cancelled"
-        clock.closed_at = now
-        session.add(clock)
-        audit.record(
-            session,
-            at=now,
-            actor=actor,
-            entity="clock",
-            entity_id=clock.id,
-            action="clock-cancelled",
-            from_state="running",
-            to_state="cancelled",
-            detail={"kind": clock.kind},
-        )
-    return len(running)
-
-
 def document_for(session: Session, submission: Submission) -> Document:
     document = session.get(Document, submission.document_id)
     if document is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -108,3 +108,22 @@ def test_mi_counts_sent_reports_and_rejections_by_reason(
     }
     csv_out = env.run("report", "mi", "--format", "csv").out
     assert "rejections_by_reason,spelling-grammar,1" in csv_out
+
+
+def test_erasure_stops_a_clock_that_has_already_escalated(
+    make_daemon_env: Callable[..., Env], relay: SmtpServer
+) -> None:
+    env = make_daemon_env()
+    sent_and_rejected(env, relay)
+    clocks = json.loads(env.run("case", "show", "MH-100001", "--json").out)["clocks"]
+    due = datetime.fromisoformat(next(c["due_at"] for c in clocks if c["kind"] == "correction"))
+    assert env.run("run", "--once", "--at", (due + timedelta(hours=1)).isoformat()).code == 0
+    to_pm = [m for m in relay.messages if "pm@dwp.gov.uk" in m.rcpt_tos]
+    assert len(to_pm) == 1  # escalation-1: the clock is now escalated, not running
+    assert env.run("erase", "MH-100001", "--request-ref", "ER-2026-002", "--yes").code == 0
+    assert env.run("run", "--once", "--at", (due + timedelta(days=14)).isoformat()).code == 0
+    assert [m for m in relay.messages if "pm@dwp.gov.uk" in m.rcpt_tos] == to_pm
+    states = {
+        c["state"] for c in json.loads(env.run("case", "show", "ERASED-000001", "--json").out)["clocks"]
+    }
+    assert states <= {"met", "cancelled"}
