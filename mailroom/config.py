@@ -23,6 +23,7 @@ from typing import Any, Literal, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mailroom.errors import ConfigError
+from parsers.fonts import ARIAL_NAMES
 
 DEFAULT_CONFIG_PATH = Path("/etc/mailroom/mailroom.toml")
 CONFIG_ENV = "MAILROOM_CONFIG"
@@ -191,19 +192,7 @@ class IntakeSettings:
 @dataclass(frozen=True)
 class PreflightSettings:
     max_pages: int = 100
-    allowed_fonts: tuple[str, ...] = (
-        "Arial",
-        "ArialMT",
-        "Arial-BoldMT",
-        "Arial-ItalicMT",
-        "Arial-BoldItalicMT",
-        "Arial-Bold",
-        "Arial-Italic",
-        "Arial-BoldItalic",
-        "Arial,Bold",
-        "Arial,Italic",
-        "Arial,BoldItalic",
-    )
+    allowed_fonts: tuple[str, ...] = ARIAL_NAMES
     font_aliases: tuple[str, ...] = ()
     font_size: float = 12.0
     font_size_tolerance: float = 0.5

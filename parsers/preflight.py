@@ -28,6 +28,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from parsers.errors import PdfError
+from parsers.fonts import ARIAL_NAMES
 from parsers.pdf import FontUse, PageContent, PastLimit, read_pages
 
 __all__ = [
@@ -73,20 +74,6 @@ class Finding:
             "detail": self.detail,
         }
 
-
-ARIAL_NAMES = (
-    "Arial",
-    "ArialMT",
-    "Arial-BoldMT",
-    "Arial-ItalicMT",
-    "Arial-BoldItalicMT",
-    "Arial-Bold",
-    "Arial-Italic",
-    "Arial-BoldItalic",
-    "Arial,Bold",
-    "Arial,Italic",
-    "Arial,BoldItalic",
-)
 
 # Matched, ignoring case, against the text with white space collapsed and plain dashes and apostrophes.
 _QUALIFIERS = "(?:currently |still |now |not |no longer )*"
