@@ -145,7 +145,13 @@ def purge(engine: sa.Engine, *, retention_days: int, actor: str, now: Now) -> Pu
             )
         ).all()
         # Never purge a report that may still be sent or resent.
-        pending = {s.document_id for s in session.exec(select(Submission)).all() if s.state in _STILL_NEEDED}
+        pending = set(
+            session.exec(
+                select(Submission.document_id).where(
+                    col(Submission.state).in_([s.value for s in _STILL_NEEDED])
+                )
+            ).all()
+        )
         doomed_docs = [d.id for d in documents if d.id not in pending]
         doomed_msgs = [m.id for m in messages]
         paths = [d.stored_path for d in documents if d.id in doomed_docs] + [m.stored_path for m in messages]

@@ -94,6 +94,12 @@ def test_purge_removes_old_documents_but_keeps_the_evidence(
     assert not [p for p in (env.root / "documents").rglob("*") if p.is_file()]
     view = json.loads(env.run("case", "show", "MH-100001", "--json").out)
     assert view["submissions"][0]["state"] == "rejected" and view["submissions"][0]["message_id"]
+    # A report still waiting to be sent is never purged, however old.
+    queued = env.root / "queued.pdf"
+    queued.write_bytes(pdfs.arial_12_report())
+    assert env.run("submit", str(queued), "--case", "MH-100001", "--type", "support-plan").code == 0
+    assert json.loads(env.run("purge", "--json").out)["documents"] == 0
+    assert len([p for p in (env.root / "documents").rglob("*") if p.is_file()]) == 1
 
 
 def test_mi_counts_sent_reports_and_rejections_by_reason(
