@@ -152,7 +152,7 @@ def _mark_sent(parts: Parts, session: Session, sub: Submission, now: datetime) -
     )
     for target, action in steps:
         store.move_submission(session, sub, target, now=now, actor="bench", action=action)
-    parts.clocks.on_report_sent(session, sub, now=now)
+    parts.clocks.on_reports_sent(session, [sub], now=now)
 
 
 # -- the mail ------------------------------------------------------------------------------------------------

@@ -272,9 +272,7 @@ def main() -> None:
         wires = wire_messages(parts)
         assert isinstance(parts.outbox.transport, SmtpTransport)
         base = baselines(relay, parts.outbox.transport, wires)
-        report(
-            args, settings.outbox.batch_size, settings.outbox.poll_seconds, size, intake_seconds, run, base
-        )
+        report(args, settings.outbox.batch_size, size, intake_seconds, run, base)
         print_table(
             "Where one report's intake time goes",
             intake_stages.figures(args.n, "report"),
@@ -299,7 +297,6 @@ def main() -> None:
 def report(
     args: argparse.Namespace,
     batch: int,
-    poll: float,
     pdf_size: float,
     intake_seconds: float,
     run: OutboxRun,
@@ -308,8 +305,6 @@ def report(
     outbox_rate = rate(run.sent, run.seconds)
     bare_rate = rate(run.sent, base.bare)
     ratio = outbox_rate / bare_rate
-    # The daemon's outbox runner sleeps poll_seconds after every pass, also after a full batch.
-    daemon_seconds = run.seconds + (run.passes - 1) * poll
     print_table(
         f"Outbox: {run.sent} reports of {pdf_size / 1000:.1f} KB, batch_size {batch}, encrypt_at_rest on",
         [
@@ -321,11 +316,6 @@ def report(
             Figure("ratio outbox / bare", ratio, "", ">= 0.5", ratio >= GOAL_RATIO),
             Figure(
                 "SmtpTransport alone, one session, same messages", rate(run.sent, base.transport), "msg/s"
-            ),
-            Figure(
-                f"daemon runner estimate (+{poll:g} s poll sleep per pass)",
-                rate(run.sent, daemon_seconds),
-                "msg/s",
             ),
             Figure("outbox CPU, this process (all threads)", run.cpu.own * 1000 / run.sent, "ms/msg"),
             Figure("outbox CPU, gpg child processes", run.cpu.children * 1000 / run.sent, "ms/msg"),

@@ -202,44 +202,66 @@ class ClockKeeper:
     # -- events --------------------------------------------------------------------------------------------
 
     def start(self, session: Session, sub: Submission, kind: ClockKind, *, at: datetime) -> Clock:
-        assert sub.id is not None
-        plan = start_clock(kind, at, self.policy, self.calendar)
-        clock = Clock(
-            kind=kind,
-            state=ClockState.RUNNING,
-            case_id=sub.case_id,
-            submission_id=sub.id,
-            started_at=plan.started_at,
-            due_at=plan.due_at,
-            calendar=plan.calendar_name,
-            holidays_version=plan.holidays_version,
-        )
-        session.add(clock)
-        session.flush()
-        audit.record(
-            session,
-            at=at,
-            actor=ACTOR,
-            entity="clock",
-            entity_id=clock.id,
-            action="clock-started",
-            to_state=ClockState.RUNNING,
-            detail={
-                "kind": kind,
-                "submission": sub.id,
-                "due_at": plan.due_at.isoformat(),
-                "calendar": plan.calendar_name,
-                "holidays": plan.holidays_version,
-            },
-        )
-        return clock
+        return self._start(session, [(sub, kind)], at=at)[0]
 
-    def on_report_sent(self, session: Session, sub: Submission, *, now: datetime) -> None:
-        """A report left for DWP: expect an acknowledgement, and open the decision window."""
-        self.start(session, sub, ClockKind.ACKNOWLEDGEMENT, at=now)
-        self.start(session, sub, ClockKind.DECISION, at=now)
-        if sub.supersedes_id is None:
+    def _start(
+        self, session: Session, wanted: Sequence[tuple[Submission, ClockKind]], *, at: datetime
+    ) -> list[Clock]:
+        """Start clocks that all begin at `at`: one plan per kind, one flush for the lot."""
+        plans = {kind: start_clock(kind, at, self.policy, self.calendar) for kind in {k for _, k in wanted}}
+        clocks = []
+        for sub, kind in wanted:
+            assert sub.id is not None
+            plan = plans[kind]
+            clocks.append(
+                Clock(
+                    kind=kind,
+                    state=ClockState.RUNNING,
+                    case_id=sub.case_id,
+                    submission_id=sub.id,
+                    started_at=plan.started_at,
+                    due_at=plan.due_at,
+                    calendar=plan.calendar_name,
+                    holidays_version=plan.holidays_version,
+                )
+            )
+        session.add_all(clocks)
+        session.flush()  # the audit events name the clocks' ids
+        for clock in clocks:
+            plan = plans[ClockKind(clock.kind)]
+            audit.record(
+                session,
+                at=at,
+                actor=ACTOR,
+                entity="clock",
+                entity_id=clock.id,
+                action="clock-started",
+                to_state=ClockState.RUNNING,
+                detail={
+                    "kind": clock.kind,
+                    "submission": clock.submission_id,
+                    "due_at": plan.due_at.isoformat(),
+                    "calendar": plan.calendar_name,
+                    "holidays": plan.holidays_version,
+                },
+            )
+        return clocks
+
+    def on_reports_sent(self, session: Session, subs: Sequence[Submission], *, now: datetime) -> None:
+        """Reports left for DWP: expect an acknowledgement for each, and open its decision window."""
+        if not subs:
             return
+        self._start(
+            session,
+            [(sub, kind) for sub in subs for kind in (ClockKind.ACKNOWLEDGEMENT, ClockKind.DECISION)],
+            at=now,
+        )
+        for sub in subs:
+            if sub.supersedes_id is not None:
+                self._supersede(session, sub, now=now)
+
+    def _supersede(self, session: Session, sub: Submission, *, now: datetime) -> None:
+        assert sub.supersedes_id is not None
         old = store.get_submission(session, sub.supersedes_id)
         if SubmissionState.SUPERSEDED in SUBMISSION_MOVES[SubmissionState(old.state)]:
             store.move_submission(

@@ -177,7 +177,7 @@ class OutboxSettings:
     retry_max_minutes: float = 60.0
     max_lifetime_days: float = 5.0
     lease_seconds: int = 300
-    batch_size: int = 50
+    batch_size: int = 200
     poll_seconds: float = 5.0
     redirect_all_to: str = _email(default="")
     extra_allowed_recipients: tuple[str, ...] = _emails(default=())
@@ -449,6 +449,8 @@ def _cross_checks(s: Settings) -> None:
         )
     if not s.store.url.startswith(("sqlite:", "postgresql")):
         raise ConfigError(src, "[store] url", "must be a sqlite:/// or postgresql+psycopg:// URL")
+    if s.outbox.batch_size < 1:
+        raise ConfigError(src, "[outbox] batch_size", "must be at least 1")
     if s.outbox.poll_seconds <= 0:
         raise ConfigError(src, "[outbox] poll_seconds", "must be more than 0")
     if s.daemon.sweep_seconds < 1:

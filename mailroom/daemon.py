@@ -176,6 +176,7 @@ async def run_forever(parts: Parts) -> None:
     await stop.wait()
     notifier.stopping()
     log.info("stopping")
+    parts.outbox.stop()
     if parts.watcher:
         parts.watcher.stop()
     scheduler.shutdown(wait=False)

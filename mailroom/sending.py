@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -31,7 +33,7 @@ from mailroom.notices import alert_team
 from mailroom.retry import RetryPolicy
 from mailroom.runners import OutageLog
 from mailroom.states import SENDABLE, SubmissionState
-from outbox.compose import compose_notice, compose_report
+from outbox.compose import compose_notice, render_report
 from outbox.errors import (
     CryptoError,
     PartialDelivery,
@@ -46,6 +48,7 @@ log = logging.getLogger(__name__)
 Now = Callable[[], datetime]
 ACTOR = "daemon:outbox"
 DECRYPT_GROUP = 8  # documents per gpg run; two groups in memory at most, as each holds whole PDFs
+CLAIM_CHUNK = 25  # rows claimed per commit, just before the sender needs them
 RECORD_GROUP = 10  # sends recorded per commit
 
 
@@ -56,6 +59,9 @@ class MailSession(Protocol):
 class Transport(Protocol):
     def session(self) -> AbstractAsyncContextManager[MailSession]: ...
     def envelope(self, message: EmailMessage) -> Envelope: ...
+    def envelope_for(
+        self, message_id: str, sender: str, recipients: Sequence[str], content: bytes
+    ) -> Envelope: ...
 
 
 @dataclass(frozen=True)
@@ -77,11 +83,53 @@ class ReportPlan:
     stored_path: Path
 
 
+Built = Envelope | SendError | CryptoError  # a message ready for the wire, or why it cannot be sent
+
+
 @dataclass(frozen=True)
 class PassResult:
     sent: int = 0
     deferred: int = 0
     failed: int = 0
+    released: int = 0  # claimed, then handed back unsent because the daemon is stopping
+
+
+class ClaimFeed:
+    """Claims rows a chunk at a time as the sender needs them, up to the pass's limit, and remembers
+    which claims are still out so that a pass that ends early can hand them back.
+
+    `take` runs in worker threads, one call at a time; `handled` and `close` run on the event loop.
+    """
+
+    def __init__(self, claim: Callable[[int], list[Claim]], *, chunk: int, limit: int) -> None:
+        self._claim = claim
+        self._chunk = chunk
+        self._left = limit
+        self._closed = False
+        self._buffer: deque[Claim] = deque()
+        self._out: dict[tuple[str, int], Claim] = {}
+
+    def take(self, count: int) -> list[Claim]:
+        if len(self._buffer) < count and not self._closed and self._left > 0:
+            wanted = min(self._chunk, self._left)
+            claims = self._claim(wanted)
+            if len(claims) < wanted:
+                self._closed = True  # the queue has nothing more due
+            self._left -= len(claims)
+            self._buffer.extend(claims)
+            self._out.update(((c.table, c.id), c) for c in claims)
+        return [self._buffer.popleft() for _ in range(min(count, len(self._buffer)))]
+
+    def handled(self, claim: Claim) -> None:
+        self._out.pop((claim.table, claim.id), None)
+
+    def close(self) -> None:
+        """Claim nothing more in this pass."""
+        self._closed = True
+
+    @property
+    def outstanding(self) -> list[Claim]:
+        return list(self._out.values())
 
 
 class Outbox:
@@ -109,62 +157,81 @@ class Outbox:
         self.lease = timedelta(seconds=o.lease_seconds)
         self._relay_outage = OutageLog(f"SMTP relay {settings.smtp.host}:{settings.smtp.port}")
         self._refused: SessionRefused | None = None
+        self._stopping = False
 
     # -- the pass ----------------------------------------------------------------------------------------
 
+    def stop(self) -> None:
+        """Finish the message on the wire, then end the pass; what is claimed but unsent goes back at once."""
+        self._stopping = True
+
     async def run_once(self) -> PassResult:
-        """Recover expired leases, then send everything due, over one connection."""
-        await asyncio.to_thread(self.recover_leases)
-        claims = await asyncio.to_thread(self.claim, self.settings.outbox.batch_size)
-        if not claims:
+        """Recover expired leases, then send what is due over one connection, up to `batch_size` messages.
+
+        Rows are claimed a chunk at a time as the sender gets to them, and the next group is claimed and
+        decrypted in a worker thread while the current one is on the wire, so the connection never waits
+        for the database or gpg between chunks.
+        """
+        if self._stopping:
             return PassResult()
-        counts = {"sent": 0, "deferred": 0, "failed": 0}
+        await asyncio.to_thread(self.recover_leases)
+        feed = ClaimFeed(self.claim, chunk=CLAIM_CHUNK, limit=self.settings.outbox.batch_size)
+        counts = {"sent": 0, "deferred": 0, "failed": 0, "released": 0}
         sent: list[tuple[Claim, SendReceipt]] = []
         # One group's commit runs in a worker thread while the next messages go out (one writer at a time).
         recording: asyncio.Task[None] | None = None
+        upcoming = self._next_group(feed)
         try:
             async with self.transport.session() as session:
                 refused: SessionRefused | None = None
-                async for claim, built in self._prepared(claims):
-                    if refused is not None:
-                        # The relay refused the session itself: the rest of the batch waits with this one.
-                        counts[await asyncio.to_thread(self.record_failure, claim, refused)] += 1
-                        continue
-                    outcome = await self._send_one(session, claim, built, sent)
-                    if outcome == "refused":
-                        refused = self._refused
-                        outcome = "deferred"
-                    counts[outcome] += 1
-                    if len(sent) >= RECORD_GROUP:
-                        if recording is not None:
-                            await recording
-                        recording = asyncio.create_task(asyncio.to_thread(self.record_sent, list(sent)))
-                        sent.clear()
+                while group := await upcoming:
+                    upcoming = self._next_group(feed)
+                    for claim, built in group:
+                        if self._stopping:
+                            break
+                        # Handled from here on: if anything below raises, this row may be on the wire
+                        # already, so it is left to lease recovery rather than handed back as unsent.
+                        feed.handled(claim)
+                        if refused is not None:
+                            # The relay refused the session itself: the rest of the pass waits with this one.
+                            counts[await asyncio.to_thread(self.record_failure, claim, refused)] += 1
+                        else:
+                            outcome = await self._send_one(session, claim, built, sent)
+                            if outcome == "refused":
+                                refused = self._refused
+                                feed.close()
+                                outcome = "deferred"
+                            counts[outcome] += 1
+                        if len(sent) >= RECORD_GROUP:
+                            if recording is not None:
+                                await recording
+                            recording = asyncio.create_task(asyncio.to_thread(self.record_sent, list(sent)))
+                            sent.clear()
+                    if self._stopping:
+                        break
         finally:
+            feed.close()
+            await asyncio.gather(upcoming, return_exceptions=True)  # no worker left claiming behind us
             if recording is not None:
                 await recording
             if sent:
                 await asyncio.to_thread(self.record_sent, sent)
+            if feed.outstanding:
+                counts["released"] += await asyncio.to_thread(self.release, feed.outstanding)
         return PassResult(**counts)
 
-    async def _prepared(
-        self, claims: list[Claim]
-    ) -> AsyncIterator[tuple[Claim, Envelope | SendError | CryptoError]]:
-        """Messages in order, the next group decrypted in a worker thread while this one is on the wire."""
-        groups = [claims[i : i + DECRYPT_GROUP] for i in range(0, len(claims), DECRYPT_GROUP)]
-        upcoming = asyncio.create_task(asyncio.to_thread(self.build_group, groups[0]))
-        for number, group in enumerate(groups):
-            built = await upcoming
-            if number + 1 < len(groups):
-                upcoming = asyncio.create_task(asyncio.to_thread(self.build_group, groups[number + 1]))
-            for claim, message in zip(group, built, strict=True):
-                yield claim, message
+    def _next_group(self, feed: ClaimFeed) -> asyncio.Task[list[tuple[Claim, Built]]]:
+        def take_and_build() -> list[tuple[Claim, Built]]:
+            claims = feed.take(DECRYPT_GROUP)
+            return list(zip(claims, self.build_group(claims), strict=True)) if claims else []
+
+        return asyncio.create_task(asyncio.to_thread(take_and_build))
 
     async def _send_one(
         self,
         session: MailSession,
         claim: Claim,
-        built: Envelope | SendError | CryptoError,
+        built: Built,
         sent: list[tuple[Claim, SendReceipt]],
     ) -> str:
         if self.now() >= claim.lease_until:
@@ -280,6 +347,25 @@ class Outbox:
         )
         return Claim("submission", sub.id, sub.message_id, sub.attempts, lease_until)
 
+    def release(self, claims: list[Claim]) -> int:
+        """Hand claimed rows back to the queue unsent (the daemon is stopping), without waiting for the
+        lease to run out; the attempt did not happen, so it is not counted."""
+        now = self.now()
+        released = 0
+        with transaction(self.engine) as session:
+            for claim in claims:
+                row = self._claimed_row(session, claim)
+                if row is None:
+                    continue
+                row.attempts -= 1
+                row.lease_until = None
+                row.next_attempt_at = now
+                self._move(session, row, "queued", now=now, action="released", detail={"note": "not sent"})
+                released += 1
+        if released:
+            log.info("%d claimed message(s) went back to the queue unsent", released)
+        return released
+
     # -- composing ---------------------------------------------------------------------------------------
 
     def build(self, claim: Claim) -> Envelope:
@@ -289,7 +375,7 @@ class Outbox:
             raise built
         return built
 
-    def build_group(self, claims: list[Claim]) -> list[Envelope | SendError | CryptoError]:
+    def build_group(self, claims: list[Claim]) -> list[Built]:
         """Decrypt (one gpg run for the group), compose and serialise, off the event loop.
 
         Plaintext lives only in these envelopes. The allow-list is checked here, before any connection.
@@ -298,26 +384,22 @@ class Outbox:
             plans = [self._plan(session, claim) for claim in claims]
         reports = [plan for plan in plans if isinstance(plan, ReportPlan)]
         plain = iter(self.documents.get_many([r.stored_path for r in reports]))
-        built: list[Envelope | SendError | CryptoError] = []
+        built: list[Built] = []
         for plan in plans:
-            message: EmailMessage | CryptoError
             if isinstance(plan, ReportPlan):
                 pdf = next(plain)
-                message = (
-                    pdf
-                    if isinstance(pdf, CryptoError)
-                    else compose_report(dataclasses.replace(plan.request, pdf=pdf))
-                )
+                built.append(pdf if isinstance(pdf, CryptoError) else self._report_envelope(plan, pdf))
+            elif isinstance(plan, CryptoError):
+                built.append(plan)
             else:
-                message = plan
-            built.append(message if isinstance(message, CryptoError) else self._envelope(message))
+                built.append(_checked(partial(self.transport.envelope, plan)))
         return built
 
-    def _envelope(self, message: EmailMessage) -> Envelope | SendError:
-        try:
-            return self.transport.envelope(message)
-        except SendError as exc:  # a recipient not on the allow-list: nothing was sent
-            return exc
+    def _report_envelope(self, plan: ReportPlan, pdf: bytes) -> Envelope | SendError:
+        request = dataclasses.replace(plan.request, pdf=pdf)
+        content = render_report(request)
+        envelope_for = self.transport.envelope_for
+        return _checked(partial(envelope_for, request.message_id, request.from_address, request.to, content))
 
     def _plan(self, session: Session, claim: Claim) -> EmailMessage | CryptoError | ReportPlan:
         """A notice composed at once, or a report's request still waiting for its decrypted PDF."""
@@ -364,8 +446,15 @@ class Outbox:
         Message-ID, which the contract allows; one commit per message would halve the outbox's rate."""
         now = self.now()
         with transaction(self.engine) as session:
-            for claim, receipt in sent:
-                self._record_one_sent(session, claim, receipt, now=now)
+            _load_rows(
+                session, [claim for claim, _ in sent]
+            )  # one query; the gets below hit the identity map
+            reports = [
+                report
+                for claim, receipt in sent
+                if (report := self._record_one_sent(session, claim, receipt, now=now)) is not None
+            ]
+            self.clocks.on_reports_sent(session, reports, now=now)
         for claim, receipt in sent:
             log.info(
                 "%s %d sent as %s: %s %s",
@@ -378,11 +467,12 @@ class Outbox:
 
     def _record_one_sent(
         self, session: Session, claim: Claim, receipt: SendReceipt, *, now: datetime
-    ) -> None:
+    ) -> Submission | None:
+        """Mark one row sent; returns the submission whose clocks now start (None for a notice)."""
         reply = f"{receipt.code} {receipt.text}".strip()
         row = self._claimed_row(session, claim)
         if row is None:
-            return
+            return None
         row.last_smtp_code, row.last_smtp_text = receipt.code, receipt.text[:1024]
         row.sent_reply = reply[:1024]
         row.sent_at = now
@@ -391,11 +481,11 @@ class Outbox:
         detail = {"message_id": claim.message_id, "reply": reply[:200], "attempt": claim.attempt}
         if isinstance(row, Notice):
             _move_notice(session, row, "sent", now=now, action="sent", detail=detail)
-            return
+            return None
         store.move_submission(
             session, row, SubmissionState.SENT, now=now, actor=ACTOR, action="sent", detail=detail
         )
-        self.clocks.on_report_sent(session, row, now=now)
+        return row
 
     def record_partial(self, claim: Claim, error: PartialDelivery) -> str:
         if not error.accepted:
@@ -480,6 +570,20 @@ class Outbox:
             headline="was not delivered",
             problem=problem,
         )
+
+
+def _load_rows(session: Session, claims: list[Claim]) -> None:
+    for table, model in (("submission", Submission), ("notice", Notice)):
+        ids = [claim.id for claim in claims if claim.table == table]
+        if ids:
+            session.exec(select(model).where(col(model.id).in_(ids))).all()
+
+
+def _checked(make: Callable[[], Envelope]) -> Envelope | SendError:
+    try:
+        return make()
+    except SendError as exc:  # a recipient not on the allow-list: nothing was sent
+        return exc
 
 
 def _move_notice(

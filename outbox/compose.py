@@ -7,14 +7,21 @@ submission token, never a name or NI number (domain.md §7).
 Reports are *not* marked Auto-Submitted: DWP's inbox answers with an automated response, and an RFC 3834
 responder must stay silent for auto-submitted mail, so the header would suppress the very acknowledgement
 we wait for. Notices (reminders, escalations, alerts) are always marked, so out-of-office replies skip them.
+
+A report's bytes are written directly (`render_report`) rather than through `EmailMessage`: its shape never
+varies (a text part and a PDF), and the email package's generator cost more per report than the whole SMTP
+exchange. Header values still go through the email policy's folder whenever they need encoding or folding,
+and `compose_report` parses the same bytes back for callers that want a message object.
 """
 
 from __future__ import annotations
 
+import base64
 import re
 import secrets
 import unicodedata
 from datetime import UTC, datetime
+from email import message_from_bytes, policy, quoprimime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -31,8 +38,11 @@ _DOMAIN = rf"{_LABEL}(?:\.{_LABEL})*"
 _ADDRESS = re.compile(rf"(?P<local>{_ATOM}(?:\.{_ATOM})*)@(?P<domain>{_DOMAIN})")
 _MESSAGE_ID = re.compile(rf"<{_ATOM}(?:\.{_ATOM})*@{_DOMAIN}>")
 _TOKEN = re.compile(r"[A-Za-z0-9-]{1,64}")
+_NOT_7BIT_TEXT = re.compile(r"[^\t\n\x20-\x7e]")
 _UNSAFE_FILENAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_FILENAME_STEM = 80
+MAX_LINE = 78  # RFC 5322 §2.1.1: SHOULD; the email package folds to the same width
+_POLICY = policy.default
 
 
 def check_header_value(value: str, header: str) -> str:
@@ -101,23 +111,48 @@ def safe_pdf_filename(name: str) -> str:
     return f"{stem or 'report'}.pdf"
 
 
-def compose_report(req: ReportRequest) -> EmailMessage:
-    """The report e-mail: cover text and the PDF attached under a safe file name."""
+def render_report(req: ReportRequest) -> bytes:
+    """The report e-mail as the bytes DATA carries (LF line ends): cover text, and the PDF attached under a
+    safe file name. multipart/mixed, 7-bit clean (quoted-printable text, base64 PDF)."""
     if not req.pdf:
         raise ValueError("report PDF is empty")
-    msg = EmailMessage()
-    _set_addressing(msg, req.from_address, req.from_name, req.to)
+    headers = _addressing(req.from_address, req.from_name, req.to)
     if req.reply_to is not None:
-        msg["Reply-To"] = check_address(req.reply_to, "Reply-To")
-    msg["Subject"] = report_subject(req.report_type_label, req.case_ref, req.submission_token)
-    msg["Date"] = format_datetime(_aware(req.date, "date"))
-    msg["Message-ID"] = check_message_id(req.message_id)
-    cover = req.cover_text or _default_cover(req)
-    _set_text(msg, cover)
-    msg.add_attachment(
-        req.pdf, maintype="application", subtype="pdf", filename=safe_pdf_filename(req.pdf_filename)
-    )
-    return msg
+        headers.append(("Reply-To", check_address(req.reply_to, "Reply-To")))
+    headers += [
+        ("Subject", report_subject(req.report_type_label, req.case_ref, req.submission_token)),
+        ("Date", format_datetime(_aware(req.date, "date"))),
+        ("Message-ID", check_message_id(req.message_id)),
+    ]
+    text_cte, text = _text_body(req.cover_text or _default_cover(req))
+    filename = safe_pdf_filename(req.pdf_filename)
+    pdf = base64.encodebytes(req.pdf).decode("ascii")
+    boundary = _boundary(text, pdf)
+    head = "".join(_header(name, value) for name, value in headers)
+    return (
+        f"{head}MIME-Version: 1.0\n"
+        f'Content-Type: multipart/mixed; boundary="{boundary}"\n'
+        "\n"
+        f"--{boundary}\n"
+        'Content-Type: text/plain; charset="utf-8"\n'
+        f"Content-Transfer-Encoding: {text_cte}\n"
+        "\n"
+        f"{text}\n"  # the line break before a delimiter belongs to the delimiter (RFC 2046 §5.1.1)
+        f"--{boundary}\n"
+        f'Content-Type: application/pdf; name="{filename}"\n'
+        "Content-Transfer-Encoding: base64\n"
+        f'Content-Disposition: attachment;\n filename="{filename}"\n'
+        "\n"
+        f"{pdf}\n"
+        f"--{boundary}--\n"
+    ).encode("ascii")
+
+
+def compose_report(req: ReportRequest) -> EmailMessage:
+    """`render_report` as a message object (for callers that inspect or re-send it)."""
+    message = message_from_bytes(render_report(req), policy=_POLICY)
+    assert isinstance(message, EmailMessage)
+    return message
 
 
 def compose_notice(req: NoticeRequest) -> EmailMessage:
@@ -141,24 +176,60 @@ def compose_notice(req: NoticeRequest) -> EmailMessage:
 
 
 def _set_addressing(msg: EmailMessage, from_address: str, from_name: str | None, to: tuple[str, ...]) -> None:
+    for name, value in _addressing(from_address, from_name, to):
+        msg[name] = value
+
+
+def _addressing(from_address: str, from_name: str | None, to: tuple[str, ...]) -> list[tuple[str, str]]:
     if not to:
         raise ValueError("To: at least one recipient is required")
     sender = check_address(from_address, "From")
     if from_name is not None:
         check_header_value(from_name, "From (display name)")
-        msg["From"] = Address(display_name=from_name, addr_spec=sender)
-    else:
-        msg["From"] = sender
-    msg["To"] = ", ".join(check_address(a, "To") for a in to)
+        # str(Address) quotes a display name with specials; _header encodes one that is not ASCII.
+        sender = str(Address(display_name=from_name, addr_spec=sender))
+    return [("From", sender), ("To", ", ".join(check_address(a, "To") for a in to))]
+
+
+def _header(name: str, value: str) -> str:
+    """One header line; values that are not short ASCII are encoded (RFC 2047) and folded by the policy."""
+    if value.isascii() and len(name) + 2 + len(value) <= MAX_LINE:
+        return f"{name}: {value}\n"
+    return str(_POLICY.header_factory(name, value).fold(policy=_POLICY))
+
+
+def _text_body(text: str) -> tuple[str, str]:
+    """The cover text with LF line ends, and the transfer encoding that keeps it 7-bit and short-lined."""
+    body = _normal_lines(text)
+    if _is_plain(body):
+        return "7bit", body
+    # As the email package does it: encode as UTF-8, then quoted-printable over the bytes as latin-1.
+    encoded = quoprimime.body_encode(body.encode("utf-8").decode("latin-1"), 76)
+    return "quoted-printable", encoded if encoded.endswith("\n") else encoded + "\n"
+
+
+def _boundary(*parts: str) -> str:
+    # Neither base64 nor quoted-printable can contain "=_", but 7-bit cover text is free text: check.
+    while True:
+        boundary = f"=_mhss_{secrets.token_hex(12)}"
+        if not any(boundary in part for part in parts):
+            return boundary
+
+
+def _normal_lines(text: str) -> str:
+    body = text.replace("\r\n", "\n").replace("\r", "\n")
+    return body if body.endswith("\n") else body + "\n"
+
+
+def _is_plain(body: str) -> bool:
+    # 7bit means printable ASCII in short lines (RFC 2045 §2.7): no NUL, no bare control characters.
+    return not _NOT_7BIT_TEXT.search(body) and all(len(line) <= MAX_LINE for line in body.split("\n"))
 
 
 def _set_text(msg: EmailMessage, text: str) -> None:
-    body = text.replace("\r\n", "\n").replace("\r", "\n")
-    if not body.endswith("\n"):
-        body += "\n"
-    plain = body.isascii() and all(len(line) <= 78 for line in body.splitlines())
+    body = _normal_lines(text)
     # Quoted-printable for anything else keeps the message 7-bit clean: no 8BITMIME needed on any relay.
-    msg.set_content(body, charset="utf-8", cte="7bit" if plain else "quoted-printable")
+    msg.set_content(body, charset="utf-8", cte="7bit" if _is_plain(body) else "quoted-printable")
 
 
 def _default_cover(req: ReportRequest) -> str:

@@ -150,12 +150,20 @@ class SmtpTransport:
         if message.get_all("Bcc"):
             raise ValueError("message has a Bcc header; pass extra recipients as recipients= instead")
         original = tuple(recipients) if recipients is not None else _header_recipients(message)
+        return self.envelope_for(
+            message_id, _sender(message), original, message.as_bytes(policy=_WIRE_POLICY)
+        )
+
+    def envelope_for(
+        self, message_id: str, sender: str, recipients: Sequence[str], content: bytes
+    ) -> Envelope:
+        """The same for a message already rendered to bytes (`outbox.compose.render_report`)."""
+        original = tuple(recipients)
         self.allow_list.check(original)
-        content = message.as_bytes(policy=_WIRE_POLICY)
         if self.redirect_to is None:
-            return Envelope(message_id, _sender(message), original, content)
+            return Envelope(message_id, sender, original, content)
         header = b"X-Original-To: " + ", ".join(original).encode("ascii") + b"\n"
-        return Envelope(message_id, _sender(message), (self.redirect_to,), header + content)
+        return Envelope(message_id, sender, (self.redirect_to,), header + content)
 
     async def local_hostname(self) -> str:
         if self._local_hostname is None:

@@ -180,7 +180,7 @@ def test_a_refused_login_defers_the_whole_batch_instead_of_failing_each_report(
     for _ in range(3):
         submit(env)
     report = run_once(env)
-    assert report["outbox"] == {"sent": 0, "deferred": 3, "failed": 0}
+    assert report["outbox"] == {"sent": 0, "deferred": 3, "failed": 0, "released": 0}
     rows = json.loads(env.run("queue", "--json").out)
     assert [r["state"] for r in rows] == ["deferred"] * 3
     assert all(r["last_smtp"].startswith("535") for r in rows)

@@ -18,6 +18,7 @@ from outbox.compose import (
     check_address,
     compose_notice,
     compose_report,
+    render_report,
     make_message_id,
     report_subject,
     safe_pdf_filename,
@@ -251,3 +252,39 @@ def test_message_id_refuses_unsafe_parts(domain: str, token: str) -> None:
 def test_report_subject_refuses_empty_parts() -> None:
     with pytest.raises(ValueError, match="case ref is empty"):
         report_subject("Support Plan", " ", "S-1")
+
+
+@given(st.text(min_size=1, max_size=400))
+def test_any_cover_text_renders_as_a_clean_7bit_message(cover: str) -> None:
+    wire = render_report(report(cover_text=cover))
+    assert wire.isascii() and all(len(line) <= 998 for line in wire.split(b"\n"))
+    parsed = message_from_bytes(wire, policy=default_policy)
+    assert isinstance(parsed, EmailMessage)
+    parts = list(parsed.iter_parts())
+    assert not parsed.defects and not any(part.defects for part in parts)
+    assert [part.get_content_type() for part in parts] == ["text/plain", "application/pdf"]
+    expected = cover.replace("\r\n", "\n").replace("\r", "\n")
+    assert parts[0].get_content() == (expected if expected.endswith("\n") else expected + "\n")
+    assert parts[1].get_content() == PDF
+
+
+def test_the_boundary_never_occurs_in_the_cover_text() -> None:
+    # A cover text that quotes an earlier message's delimiter must not end the text part early.
+    cover = "\n".join(f"--=_mhss_{i:024x}" for i in range(50)) + "\n"
+    for _ in range(20):
+        parsed = compose_report(report(cover_text=cover))
+        assert [part.get_content_type() for part in parsed.iter_parts()] == ["text/plain", "application/pdf"]
+
+
+def test_a_non_ascii_display_name_is_encoded_and_round_trips() -> None:
+    wire = render_report(report(from_name="Prövider Ltd, North"))
+    assert wire.isascii()
+    parsed = message_from_bytes(wire, policy=default_policy)
+    assert isinstance(parsed, EmailMessage)
+    assert parsed["From"].addresses[0].display_name == "Prövider Ltd, North"
+
+
+def test_control_characters_in_the_cover_text_are_quoted_printable() -> None:
+    wire = render_report(report(cover_text="line one\x00\x0b\x1b end\n"))
+    assert b"\x00" not in wire and b"\x1b" not in wire
+    assert b"Content-Transfer-Encoding: quoted-printable" in wire
