@@ -29,6 +29,7 @@ from email.parser import BytesParser, Parser
 from email.utils import parsedate_to_datetime
 from io import BytesIO
 
+from parsers import docx
 from parsers.errors import MalformedMessage, PdfError
 from parsers.html import html_to_text
 from parsers.refs import find_message_ids
@@ -53,6 +54,7 @@ MAX_PARTS = 500
 MAX_LINES = 1_000_000
 MAX_DELIMITER_LINES = 10_000
 MAX_PDFS = 5
+MAX_WORD_DOCUMENTS = 5
 MAX_HTML_CHARS = 500_000
 # new_text is what the classifier reads; a notice is short, and hostile bodies must not cost seconds.
 MAX_NEW_TEXT_CHARS = 200_000
@@ -161,6 +163,7 @@ class _Notes:
     attachments: list[Attachment] = field(default_factory=list)
     parts: int = 0
     pdfs: int = 0
+    word_documents: int = 0
 
 
 # --- headers ---------------------------------------------------------------------------------------------
@@ -408,6 +411,8 @@ def _leaf_attachment(part: Message, ctype: str, notes: _Notes) -> Attachment:
     filename = _filename(part)
     if _is_pdf(ctype, filename, data):
         text = _pdf_text(data, notes)
+    elif docx.is_docx(ctype, filename):
+        text = _docx_text(data, notes)
     elif ctype.startswith("text/"):
         text = _decode_part_text(part, notes)
         text = _html_text(text, notes) if ctype == "text/html" else text
@@ -437,6 +442,20 @@ def _pdf_text(data: bytes, notes: _Notes) -> str:
         return extract_text(data, max_pages=PDF_MAX_PAGES)
     except PdfError as exc:
         notes.defects.append(f"pdf-unreadable: {exc}")
+        return ""
+
+
+def _docx_text(data: bytes, notes: _Notes) -> str:
+    if not notes.read_pdfs:
+        return ""
+    notes.word_documents += 1
+    if notes.word_documents > MAX_WORD_DOCUMENTS:
+        notes.defects.append("docx-not-read-over-limit")
+        return ""
+    try:
+        return docx.extract_text(data)
+    except docx.DocxError as exc:
+        notes.defects.append(f"docx-unreadable: {exc}")
         return ""
 
 
