@@ -18,8 +18,8 @@ from outbox.compose import (
     check_address,
     compose_notice,
     compose_report,
-    render_report,
     make_message_id,
+    render_report,
     report_subject,
     safe_pdf_filename,
 )
