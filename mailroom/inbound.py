@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -225,6 +225,21 @@ class Inbox:
             result.state,
         )
         return result
+
+    def filing(self, mailbox: str, uidvalidity: int, uids: Sequence[int]) -> dict[int, Disposition]:
+        """Where messages already ingested from `mailbox` belong, by UID (for a move that was cut off)."""
+        found: dict[int, Disposition] = {}
+        with transaction(self.engine) as session:
+            for start in range(0, len(uids), 500):
+                rows = session.exec(
+                    select(InboundMessage).where(
+                        InboundMessage.mailbox == mailbox,
+                        InboundMessage.uidvalidity == uidvalidity,
+                        col(InboundMessage.uid).in_(list(uids[start : start + 500])),
+                    )
+                ).all()
+                found.update({row.uid: _disposition_for(row) for row in rows if row.uid is not None})
+        return found
 
     def quarantine_failure(
         self, raw: bytes, *, mailbox: str, uidvalidity: int | None, uid: int | None, error: BaseException

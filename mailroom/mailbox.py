@@ -299,6 +299,14 @@ class Mailbox:
                 self._marks[folder] = (uidvalidity, uid)
                 yield FetchedMessage(folder, uidvalidity, uid, item[b"BODY[]"], item.get(b"INTERNALDATE"))
 
+    def uids_through(self, folder: str, last_uid: int) -> list[int]:
+        """UIDs still in `folder` up to and including `last_uid`: messages read before and not moved."""
+        if last_uid < 1:
+            return []
+        with self._edge(f"SEARCH in {folder}"):
+            client = self._select(folder)
+            return sorted(uid for uid in client.search(["UID", f"1:{last_uid}"]) if uid <= last_uid)
+
     def find_uid_by_message_id(self, folder: str, message_id: str) -> int | None:
         """The lowest UID in `folder` whose Message-ID is exactly `message_id` (angle brackets optional)."""
         wanted = message_id.strip()

@@ -34,7 +34,8 @@ class InboxWatcher:
 
     def catch_up(self) -> int:
         """Process every message after the cursor; returns how many were new. Blocking: run in a thread."""
-        if not self.mailbox.connected:
+        reconnected = not self.mailbox.connected
+        if reconnected:
             self.mailbox.connect()
         uidvalidity = self.mailbox.uidvalidity(self.folder)
         with transaction(self.engine) as session:
@@ -44,6 +45,8 @@ class InboxWatcher:
                 log.warning(
                     "%s: UIDVALIDITY changed; re-reading the folder (nothing is applied twice)", self.key
                 )
+        if reconnected:
+            self.refile(uidvalidity, last_uid)
         count = 0
         for fetched in self.mailbox.fetch_since(self.folder, last_uid, expect_uidvalidity=uidvalidity):
             try:
@@ -66,6 +69,22 @@ class InboxWatcher:
                 disposition = Disposition.QUARANTINE
             self._file(fetched.uid, disposition)
         return count
+
+    def refile(self, uidvalidity: int, last_uid: int) -> int:
+        """File messages that were processed but are still in the folder: the daemon stopped (or the
+        connection dropped) between committing a message's effects and moving it. Runs once per connection;
+        messages left for people to read (out-of-office, bulletins) stay where they are."""
+        uids = self.mailbox.uids_through(self.folder, last_uid)
+        where = self.inbox.filing(self.key, uidvalidity, uids) if uids else {}
+        filed = 0
+        for uid in uids:
+            disposition = where.get(uid, Disposition.LEAVE)
+            if disposition != Disposition.LEAVE:
+                self._file(uid, disposition)
+                filed += 1
+        if filed:
+            log.info("%s: filed %d message(s) whose move had been cut off", self.key, filed)
+        return filed
 
     def _file(self, uid: int, disposition: Disposition) -> None:
         o = self.mailbox.options

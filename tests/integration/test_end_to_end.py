@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from mailroom.config import load_settings
+from mailroom.daemon import build
 from mailroom.harness import dwp
 from tests.conftest import Env
 from tests.support import pdfs
@@ -116,6 +118,30 @@ def test_an_acknowledgement_is_applied_once_and_filed(world: World) -> None:
     # The same notice delivered again, with a new trace header, changes nothing.
     world.deliver(b"Received: by mx.provider.example; again\r\n" + world_first_ack(world))
     world.run()
+    timeline = [e["action"] for e in world.case()["submissions"][0]["timeline"]]
+    assert timeline.count("acknowledged") == 1
+
+
+def test_a_move_cut_off_after_the_commit_is_finished_on_the_next_connection(world: World) -> None:
+    # The state a kill -9 (or a dropped connection) leaves between committing a notice and moving it.
+    world.submit()
+    world.run()
+    [report] = world.sent_to_dwp()
+    world.deliver(dwp.acknowledgement(report, now=datetime.now().astimezone(), authserv_id=AUTHSERV))
+    watcher = build(load_settings(world.env.config)).watcher
+    assert watcher is not None
+    with watcher.mailbox:
+        [fetched] = watcher.mailbox.fetch_since(world.folder, 0)
+        watcher.inbox.ingest(
+            fetched.raw, mailbox=watcher.key, uidvalidity=fetched.uidvalidity, uid=fetched.uid
+        )
+    assert world.folder_count(world.folder) == 1
+    assert world.case()["submissions"][0]["state"] == "acknowledged"
+
+    world.run()
+
+    assert world.folder_count(world.folder) == 0
+    assert world.folder_count(f"{world.folder}/Processed") == 1
     timeline = [e["action"] for e in world.case()["submissions"][0]["timeline"]]
     assert timeline.count("acknowledged") == 1
 
