@@ -74,6 +74,7 @@ def smtp_transport(settings: Settings) -> SmtpTransport:
         password=password,
         auth=s.auth,
         token_provider=token,
+        token_refused=token.forget if token else None,
         ca_file=str(s.ca_file) if s.ca_file else None,
         timeout=s.timeout_seconds,
         allow_insecure_loopback=s.allow_insecure_loopback,
@@ -99,7 +100,11 @@ def imap_mailbox(settings: Settings) -> Mailbox | None:
         if i.auth == "xoauth2"
         else None
     )
-    return Mailbox(ImapOptions.from_settings(i, password=password, token_provider=token))
+    return Mailbox(
+        ImapOptions.from_settings(
+            i, password=password, token_provider=token, token_refused=token.forget if token else None
+        )
+    )
 
 
 def build(settings: Settings, *, now: Now = system_now, engine: Engine | None = None) -> Parts:

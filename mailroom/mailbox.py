@@ -96,6 +96,7 @@ class ImapOptions:
     password: str = field(default="", repr=False)
     auth: AuthMethod = "login"
     token_provider: Callable[[], str] | None = field(default=None, repr=False)
+    token_refused: Callable[[], None] | None = field(default=None, repr=False)  # see SmtpOptions
     ca_file: Path | None = None
     timeout: float = 60.0
     inbox_folder: str = "INBOX"
@@ -119,7 +120,12 @@ class ImapOptions:
 
     @classmethod
     def from_settings(
-        cls, imap: ImapSettings, *, password: str = "", token_provider: Callable[[], str] | None = None
+        cls,
+        imap: ImapSettings,
+        *,
+        password: str = "",
+        token_provider: Callable[[], str] | None = None,
+        token_refused: Callable[[], None] | None = None,
     ) -> ImapOptions:
         """Options from the `[imap]` config section; the caller reads the password file or token command."""
         return cls(
@@ -130,6 +136,7 @@ class ImapOptions:
             password=password,
             auth=imap.auth,
             token_provider=token_provider,
+            token_refused=token_refused,
             ca_file=imap.ca_file,
             timeout=imap.timeout_seconds,
             inbox_folder=imap.inbox_folder,
@@ -407,7 +414,12 @@ class Mailbox:
                 raise MailboxAuthError(
                     f"IMAP {o.where}: the XOAUTH2 token provider failed ({type(error).__name__})"
                 ) from error
-            self._client.oauth2_login(o.username, token)
+            try:
+                self._client.oauth2_login(o.username, token)
+            except LoginError:
+                if o.token_refused is not None:
+                    o.token_refused()
+                raise
         else:
             self._client.login(o.username, o.password)
 

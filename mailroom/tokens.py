@@ -37,6 +37,11 @@ class TokenCommand:
                 self._expires = self._clock() + max(lifetime - MARGIN, 1.0)
             return self._token
 
+    def forget(self) -> None:
+        """The server refused the cached token (revoked before it expired): the next call runs the command."""
+        with self._lock:
+            self._token = None
+
     def _run(self) -> tuple[str, float]:
         name = self.argv[0] if self.argv else "?"
         try:

@@ -288,7 +288,12 @@ class SmtpSession:
         if options.auth == "xoauth2":
             self._require_mechanism(offered, "xoauth2")
             token = await self._oauth_token()
-            await _step(SmtpStage.AUTH, client.auth_xoauth2(options.username, token))
+            try:
+                await _step(SmtpStage.AUTH, client.auth_xoauth2(options.username, token))
+            except _StepFailed:
+                if options.token_refused is not None:
+                    options.token_refused()
+                raise
             return
         password = options.password or ""
         if "plain" in offered:

@@ -74,6 +74,8 @@ class SmtpOptions:
     password: str | None = field(default=None, repr=False)
     auth: AuthMethod = "login"
     token_provider: Callable[[], str] | None = field(default=None, repr=False)
+    # Told when the relay refuses a token, so that a revoked one is not reused until it would have expired.
+    token_refused: Callable[[], None] | None = field(default=None, repr=False)
     ca_file: str | None = None
     timeout: float = 30.0
     allow_insecure_loopback: bool = False

@@ -79,8 +79,11 @@ def oauth_mailbox() -> Iterator[Dovecot]:
 def make_oauth_env(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], oauth_relay: SmtpServer
 ) -> Callable[..., Env]:
-    def factory(*, token: str = TOKEN, mailbox: Dovecot | None = None) -> Env:
+    def factory(
+        *, token: str = TOKEN, mailbox: Dovecot | None = None, command: list[str] | None = None
+    ) -> Env:
         script = TokenScript(tmp_path, token)
+        token_command = command or script.command
         sections = base_sections(tmp_path)
         sections["smtp"] = {
             "host": oauth_relay.host,
@@ -88,7 +91,7 @@ def make_oauth_env(
             "security": "starttls",
             "username": USER,
             "auth": "xoauth2",
-            "token_command": script.command,
+            "token_command": token_command,
             "ca_file": str(oauth_relay.ca_pem),
             "timeout_seconds": 5.0,
         }
@@ -101,7 +104,7 @@ def make_oauth_env(
                 "security": "tls",
                 "username": ALICE,
                 "auth": "xoauth2",
-                "token_command": script.command,
+                "token_command": token_command,
                 "ca_file": str(mailbox.ca_file),
                 "timeout_seconds": 10.0,
             }
@@ -167,6 +170,56 @@ def test_a_rejected_token_sends_nothing_and_doctor_says_what_to_check(
     assert "token_command" in smtp["fix"]
     everything = result.out + result.err + doctor.out + doctor.err
     assert "expired-or-revoked-token" not in everything and TOKEN not in everything
+
+
+ROTATING_SCRIPT = """\
+import pathlib, sys
+with open(sys.argv[1], "a") as runs:
+    runs.write("run\\n")
+print(pathlib.Path(sys.argv[2]).read_text().strip())
+print(3600)
+"""
+
+
+def rotating_token(tmp_path: Path, first: str) -> tuple[list[str], Path]:
+    """A token command that serves whatever token a file holds (counting its runs like TokenScript)."""
+    script, served = tmp_path / "rotating.py", tmp_path / "served-token"
+    script.write_text(ROTATING_SCRIPT)
+    served.write_text(first)
+    return [sys.executable, str(script), str(TokenScript(tmp_path).runs_file), str(served)], served
+
+
+def test_a_refused_token_is_not_reused_before_it_expires(
+    make_oauth_env: Callable[..., Env], oauth_relay: SmtpServer, tmp_path: Path
+) -> None:
+    command, served = rotating_token(tmp_path, "revoked-token")
+    env = make_oauth_env(command=command)
+    transport = smtp_transport(load_settings(env.config))
+
+    async def refused_then_renewed() -> None:
+        with pytest.raises(SendError):
+            await transport.verify()
+        served.write_text(TOKEN)  # the identity provider has issued a new token
+        await transport.verify()
+
+    asyncio.run(refused_then_renewed())
+    assert [a.success for a in oauth_relay.auth_attempts] == [False, True]
+    assert TokenScript(tmp_path).runs == 2
+
+
+def test_imap_fetches_a_new_token_after_a_refused_one(
+    make_oauth_env: Callable[..., Env], oauth_mailbox: Dovecot, tmp_path: Path
+) -> None:
+    command, served = rotating_token(tmp_path, "revoked-token")
+    env = make_oauth_env(mailbox=oauth_mailbox, command=command)
+    mailbox = imap_mailbox(load_settings(env.config))
+    assert mailbox is not None
+    with pytest.raises(MailboxAuthError):
+        mailbox.connect()
+    served.write_text(TOKEN)
+    with mailbox:
+        assert mailbox.connected
+    assert TokenScript(tmp_path).runs == 2
 
 
 def test_a_failing_token_command_defers_the_report(
