@@ -166,6 +166,21 @@ class MatchingSettings:
 
 
 @dataclass(frozen=True)
+class ClassifySettings:
+    """Wording added to the classifier's built-in rules (parsers/types.py): case-insensitive regular
+    expressions. The programme changes its wording by memo; a site adds the new wording here."""
+
+    rejection_phrases: tuple[str, ...] = ()
+    rejection_subjects: tuple[str, ...] = ()
+    acknowledgement_phrases: tuple[str, ...] = ()
+    out_of_office_phrases: tuple[str, ...] = ()
+    hedge_phrases: tuple[str, ...] = ()
+    bulletin_phrases: tuple[str, ...] = ()
+    # Reason code (from [rejection_reasons]) -> further phrases that name it.
+    reason_phrases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class TrustSettings:
     authserv_ids: tuple[str, ...] = ()
     require_authentication: bool = True
@@ -232,6 +247,7 @@ class Settings:
     calendar: CalendarSettings = field(default_factory=CalendarSettings)
     matching: MatchingSettings = field(default_factory=MatchingSettings)
     trust: TrustSettings = field(default_factory=TrustSettings)
+    classify: ClassifySettings = field(default_factory=ClassifySettings)
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
     intake: IntakeSettings = field(default_factory=IntakeSettings)
     preflight: PreflightSettings = field(default_factory=PreflightSettings)
@@ -327,6 +343,11 @@ def _convert(hint: Any, value: Any, source: str, where: str, base_dir: Path) -> 
         if value not in allowed:
             raise ConfigError(source, where, f"must be one of {', '.join(map(repr, allowed))}, not {value!r}")
         return value
+    if origin is Mapping:
+        if not isinstance(value, Mapping):
+            raise ConfigError(source, where, "must be a table")
+        item = get_args(hint)[1]
+        return {str(k): _convert(item, v, source, f"{where}.{k}", base_dir) for k, v in value.items()}
     if origin is tuple:
         if not isinstance(value, list):
             raise ConfigError(source, where, "must be a list")
@@ -412,6 +433,7 @@ def _reasons(raw: Any, source: str) -> dict[str, str]:
 
 def _cross_checks(s: Settings) -> None:
     src = s.source
+    _check_classify(s)
     for key, value in (
         ("[provider] from_address", s.provider.from_address),
         ("[provider] team_address", s.provider.team_address),
@@ -459,6 +481,27 @@ def _cross_checks(s: Settings) -> None:
     if unknown_blocking:
         raise ConfigError(
             src, "[preflight] blocking", f"unknown check(s): {', '.join(sorted(unknown_blocking))}"
+        )
+
+
+def _check_classify(s: Settings) -> None:
+    c = s.classify
+    lists = {f.name: getattr(c, f.name) for f in fields(c) if f.name != "reason_phrases"}
+    lists.update({f"reason_phrases.{code}": phrases for code, phrases in c.reason_phrases.items()})
+    for key, patterns in lists.items():
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ConfigError(
+                    s.source, f"[classify] {key}", f"{pattern!r} is not a valid regular expression: {exc}"
+                ) from None
+    unknown = sorted(set(c.reason_phrases) - set(s.rejection_reasons))
+    if unknown:
+        raise ConfigError(
+            s.source,
+            "[classify] reason_phrases",
+            f"unknown reason code(s) {', '.join(unknown)}; add them to [rejection_reasons] first",
         )
 
 

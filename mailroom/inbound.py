@@ -74,7 +74,22 @@ class Reading:
 
 
 def classify_policy(settings: Settings) -> ClassifyPolicy:
-    return ClassifyPolicy(ack_senders=settings.dwp.ack_senders)
+    """The built-in wording, with the site's additions from `[classify]`."""
+    extra = settings.classify
+    base = ClassifyPolicy()
+    reasons = dict(base.reason_phrases)
+    for code, phrases in extra.reason_phrases.items():
+        reasons[code] = (*reasons.get(code, ()), *phrases)
+    return ClassifyPolicy(
+        ack_senders=settings.dwp.ack_senders,
+        reason_phrases=reasons,
+        rejection_phrases=base.rejection_phrases + extra.rejection_phrases,
+        rejection_subjects=base.rejection_subjects + extra.rejection_subjects,
+        acknowledgement_phrases=base.acknowledgement_phrases + extra.acknowledgement_phrases,
+        out_of_office_phrases=base.out_of_office_phrases + extra.out_of_office_phrases,
+        hedge_phrases=base.hedge_phrases + extra.hedge_phrases,
+        bulletin_phrases=base.bulletin_phrases + extra.bulletin_phrases,
+    )
 
 
 def read_message(raw: bytes, settings: Settings, policy: ClassifyPolicy) -> Reading:

@@ -184,6 +184,10 @@ DEFAULT_REJECTION_PHRASES: tuple[str, ...] = (
     r"\b(have|'ve) (rejected|returned) (it|this|the|your)\b",
     r"\b(was|were) ((?!not\b|never\b)\w+ )?(rejected|returned)\b",
     r"\breturned (to you )?for (re-?work|amendments?|corrections?)\b",
+    # A person's own words: "I'm sending this plan back to you for changes".
+    r"\b(sending|passing|handing|returning) (this|the|your) (\w+ ){0,3}(report|plan|submission|update|"
+    r"document)s? back\b",
+    r"\bback to you for (changes|amendments?|corrections?|re-?work|revisions?)\b",
     r"\breasons? for (the )?(rejection|return)\b",
     r"\brejected for the following reasons?\b",
     r"\b(does|do|did) not meet the (specified|required) standard\b",

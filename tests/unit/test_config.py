@@ -66,6 +66,10 @@ def _minimal(**extra: dict[str, object]) -> dict[str, dict[str, object]]:
         ({"gpg": {"recipients": []}}, "[gpg] recipients", "at least one key"),
         ({"preflight": {"blocking": ["fonts", "colour"]}}, "[preflight] blocking", "colour"),
         ({"escalation": {"performance_manager": ""}}, "[escalation] performance_manager", "required"),
+        ({"classify": {"rejection_phrases": ["sent back ("]}}, "[classify] rejection_phrases", "regular"),
+        ({"classify": {"reason_phrases": {"format": ["("]}}}, "[classify] reason_phrases.format", "regular"),
+        ({"classify": {"reason_phrases": {"colour": ["x"]}}}, "[classify] reason_phrases", "colour"),
+        ({"classify": {"reason_phrases": ["x"]}}, "[classify] reason_phrases", "must be a table"),
     ],
 )
 def test_bad_config_names_file_key_and_problem(
