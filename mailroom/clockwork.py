@@ -41,6 +41,7 @@ from mailroom.errors import ConfigError
 from mailroom.models import Case, Clock, Escalation, Submission
 from mailroom.notices import queue_notice
 from mailroom.states import SUBMISSION_MOVES, SubmissionState
+from mailroom.wording import Wording
 from mailroom.workdays import WorkCalendar
 
 log = logging.getLogger(__name__)
@@ -48,11 +49,6 @@ ACTOR = "daemon:clocks"
 ACTIVE = (ClockState.RUNNING, ClockState.BREACHED, ClockState.ESCALATED)
 
 # What each clock waits for, in words for the notices.
-WAITING_FOR = {
-    ClockKind.ACKNOWLEDGEMENT: "DWP's automated acknowledgement of the report",
-    ClockKind.DECISION: "the end of DWP's decision window",
-    ClockKind.CORRECTION: "a corrected report (resubmission) after DWP returned the report for rework",
-}
 
 
 def clock_policy(settings: Settings) -> ClockPolicy:
@@ -198,6 +194,8 @@ class ClockKeeper:
         self.settings = settings
         self.calendar = calendar or work_calendar(settings)
         self.policy = clock_policy(settings)
+        self.wording = Wording(settings, self.calendar)
+        self.wording.check()  # a broken site template stops the start, not the first escalation
 
     # -- events --------------------------------------------------------------------------------------------
 
@@ -370,14 +368,19 @@ class ClockKeeper:
         notice_id = None
         if action.kind in (ActionKind.REMINDER, ActionKind.ESCALATION):
             recipients = self._recipients(case, action.kind)
+            words = (
+                self.wording.reminder(case, sub, clock, level=action.level, now=now)
+                if action.kind == ActionKind.REMINDER
+                else self.wording.escalation(case, sub, clock, level=action.level)
+            )
             notice = queue_notice(
                 session,
                 settings=self.settings,
                 now=now,
                 kind=action.kind,
                 recipients=recipients,
-                subject=self._subject(case, sub, clock, action),
-                body=self._body(case, sub, clock, action),
+                subject=words.subject,
+                body=words.body,
                 case_id=case.id,
                 submission_id=sub.id,
                 in_reply_to=sub.message_id,
@@ -426,50 +429,3 @@ class ClockKeeper:
             return (team,)
         manager = case.performance_manager or self.settings.escalation.performance_manager
         return (manager, team) if manager.lower() != team.lower() else (manager,)
-
-    def _subject(self, case: Case, sub: Submission, clock: Clock, action: DueAction) -> str:
-        label = self._label(sub)
-        if action.kind == ActionKind.REMINDER:
-            due = self._day(clock.due_at)
-            return f"MHSS reminder: {label} for {case.case_ref} [{sub.token}] - correction due {due}"
-        what = "no acknowledgement" if clock.kind == ClockKind.ACKNOWLEDGEMENT else "correction overdue"
-        return f"MHSS escalation ({action.level}): {label} for {case.case_ref} [{sub.token}] - {what}"
-
-    def _body(self, case: Case, sub: Submission, clock: Clock, action: DueAction) -> str:
-        waiting = WAITING_FOR[ClockKind(clock.kind)]
-        lines = [
-            f"Case: {case.case_ref}",
-            f"Report: {self._label(sub)} (version {sub.version}), submission {sub.token}",
-            f"Waiting for: {waiting}",
-            f"Since: {self._when(clock.started_at)}",
-            f"Deadline: {self._when(clock.due_at)}",
-            f"Calendar: {clock.calendar} working days (holidays {clock.holidays_version})",
-            f"Level: {action.level}",
-            "",
-            "Evidence:",
-            f"  Sent: {self._when(sub.sent_at) if sub.sent_at else 'not sent'}",
-            f"  Message-ID: {sub.message_id}",
-            f"  Relay's reply: {sub.sent_reply or '-'}",
-        ]
-        if sub.acknowledged_at:
-            lines.append(f"  Acknowledged: {self._when(sub.acknowledged_at)}")
-        if sub.rejected_at:
-            lines.append(
-                f"  Returned for rework: {self._when(sub.rejected_at)} ({', '.join(sub.rejection_reasons)})"
-            )
-        lines += [
-            "",
-            f"Details: mailroom case show {case.case_ref}",
-            "This message was generated automatically by mhss-mailroom and holds no personal data.",
-        ]
-        return "\n".join(lines) + "\n"
-
-    def _label(self, sub: Submission) -> str:
-        report_type = self.settings.report_type(sub.report_type)
-        return report_type.label if report_type else sub.report_type
-
-    def _when(self, value: datetime) -> str:
-        return value.astimezone(self.calendar.tz).strftime("%a %d %b %Y %H:%M %Z")
-
-    def _day(self, value: datetime) -> str:
-        return value.astimezone(self.calendar.tz).strftime("%a %d %b %Y %H:%M")

@@ -76,6 +76,8 @@ class ProviderSettings:
     name: str = "MHSS provider"
     from_address: str = _email(default="")
     team_address: str = _email(default="")
+    # Folder of site-edited templates (cover.txt, reminder.txt, escalation.txt, send-failure.txt).
+    templates_dir: Path | None = None
 
 
 @dataclass(frozen=True)

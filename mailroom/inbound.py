@@ -566,6 +566,7 @@ class Inbox:
         alert_team(
             session,
             self.settings,
+            self.clocks.wording,
             now=self.now(),
             submission=sub,
             case=store.case_by_id(session, sub.case_id),

@@ -16,6 +16,7 @@ from mailroom.config import Settings
 from mailroom.errors import InputError
 from mailroom.models import Case, Notice, Submission
 from mailroom.store import add_audited
+from mailroom.wording import Wording
 from outbox.compose import make_message_id
 
 ACTOR = "daemon:notices"
@@ -74,6 +75,7 @@ def queue_notice(
 def alert_team(
     session: Session,
     settings: Settings,
+    wording: Wording,
     *,
     now: datetime,
     submission: Submission,
@@ -82,20 +84,15 @@ def alert_team(
     problem: str,
 ) -> Notice:
     """Tell the provider team a report did not get through; the case reference is the only identifier."""
+    words = wording.send_failure(case, submission, headline=headline, reason=problem)
     return queue_notice(
         session,
         settings=settings,
         now=now,
         kind="alert",
         recipients=(settings.provider.team_address,),
-        subject=f"MHSS mailroom: {submission.report_type} for {case.case_ref} [{submission.token}] "
-        f"{headline}",
-        body=(
-            f"Submission {submission.token} ({submission.report_type}, case {case.case_ref},\n"
-            f"Message-ID {submission.message_id}) to {settings.dwp.inbox}:\n\n  {problem}\n\n"
-            f"Check `mailroom case show {case.case_ref}`; `mailroom queue retry {submission.id}` sends it\n"
-            "again with the same Message-ID once the cause is fixed.\n"
-        ),
+        subject=words.subject,
+        body=words.body,
         case_id=case.id,
         submission_id=submission.id,
     )

@@ -434,7 +434,7 @@ class Outbox:
             date=self.now(),
             pdf=b"",
             pdf_filename=f"{case.case_ref}-{sub.report_type}-v{sub.version}.pdf",
-            cover_text=None,
+            cover_text=self.clocks.wording.cover(case, sub),
             reply_to=None,
         )
         return ReportPlan(request, Path(document.stored_path))
@@ -564,6 +564,7 @@ class Outbox:
         alert_team(
             session,
             self.settings,
+            self.clocks.wording,
             now=self.now(),
             submission=sub,
             case=store.case_by_id(session, sub.case_id),

@@ -67,9 +67,16 @@ class Templates:
         subject = _substitute(loaded, loaded.subject, values).strip()
         return RenderedNotice(subject=subject, body=_substitute(loaded, loaded.body, values))
 
-    def check(self, name: str, available: Iterable[str]) -> None:
-        """At startup: fail now if the template needs a value the caller will never supply."""
+    def check(self, name: str, available: Iterable[str], *, notice: bool | None = None) -> None:
+        """At startup: fail now if the template needs a value the caller will never supply, or (with
+        `notice`) lacks the Subject line a notice needs or has one a cover text must not."""
         loaded = self._load(name)
+        if notice is True and loaded.subject is None:
+            raise TemplateError(f"template {name} ({loaded.origin}) must start with a 'Subject:' line")
+        if notice is False and loaded.subject is not None:
+            raise TemplateError(
+                f"template {name} ({loaded.origin}) has a Subject line; a cover text has none"
+            )
         unknown = loaded.placeholders() - set(available)
         if unknown:
             raise TemplateError(

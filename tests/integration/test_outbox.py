@@ -9,8 +9,9 @@ import json
 import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from email import message_from_bytes
+from email import message_from_bytes, policy
 from email.message import Message
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -185,3 +186,31 @@ def test_a_refused_login_defers_the_whole_batch_instead_of_failing_each_report(
     assert [r["state"] for r in rows] == ["deferred"] * 3
     assert all(r["last_smtp"].startswith("535") for r in rows)
     assert relay.transactions == []  # and no alert: it would go through the relay that refuses us
+
+
+def test_a_site_cover_template_is_the_body_dwp_receives(
+    make_daemon_env: Callable[..., Env], relay: SmtpServer, tmp_path: Path
+) -> None:
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (folder / "cover.txt").write_text("Attached: $report_type, $case_ref, $submission_token.\n")
+    env = make_daemon_env(provider={"templates_dir": str(folder), "name": "Acme MHSS"})
+    assert env.run("case", "add", "MH-100001").code == 0
+    submit(env)
+    run_once(env)
+    [received] = relay.messages
+    body = message_from_bytes(received.content, policy=policy.default).get_body(("plain",))
+    assert body is not None
+    assert body.get_content().replace("\r\n", "\n") == "Attached: Support Plan, MH-100001, S-000001.\n"
+
+
+def test_a_broken_site_template_stops_the_daemon_with_one_line(
+    make_daemon_env: Callable[..., Env], relay: SmtpServer, tmp_path: Path
+) -> None:
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (folder / "escalation.txt").write_text("Subject: $case_ref\n\nDear $customer_name\n")
+    env = make_daemon_env(provider={"templates_dir": str(folder)})
+    result = env.run("run", "--once")
+    assert result.code == 78
+    assert result.err.strip().count("\n") == 0 and "customer_name" in result.err

@@ -16,12 +16,20 @@ COVER_VALUES = {
 }
 NOTICE_VALUES = {
     **COVER_VALUES,
+    "version": "1",
+    "what": "correction",
+    "waiting_for": "a corrected report",
     "due_date": "Mon 30 Nov 2026",
     "days_left": "2",
-    "event_date": "Mon 23 Nov 2026",
     "level": "1",
-    "missing": "no acknowledgement from the DWP inbox",
+    "next_step": "Submit the corrected report.",
+    "evidence": "Case: MH-100001",
+    "missing": "no acknowledgement",
+    "headline": "was not delivered",
     "reason": "550 5.1.1 mailbox unavailable",
+    "message_id": "<S-000123.x@provider.example>",
+    "dwp_inbox": "accesstowork.mhss@dwp.gov.uk",
+    "submission_id": "7",
 }
 DEFAULT_NOTICES = ("reminder", "escalation", "send-failure")
 
