@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -162,8 +163,7 @@ class _Notes:
     read_pdfs: bool
     attachments: list[Attachment] = field(default_factory=list)
     parts: int = 0
-    pdfs: int = 0
-    word_documents: int = 0
+    documents_read: Counter[str] = field(default_factory=Counter)
 
 
 # --- headers ---------------------------------------------------------------------------------------------
@@ -426,11 +426,7 @@ def _is_pdf(ctype: str, filename: str | None, data: bytes) -> bool:
 
 
 def _pdf_text(data: bytes, notes: _Notes) -> str:
-    if not notes.read_pdfs:
-        return ""
-    notes.pdfs += 1
-    if notes.pdfs > MAX_PDFS:
-        notes.defects.append("pdf-not-read-over-limit")
+    if not _may_read(notes, "pdf"):
         return ""
     try:
         # Imported here so the MIME parser works (and imports fast) without pdfplumber's import cost.
@@ -446,17 +442,27 @@ def _pdf_text(data: bytes, notes: _Notes) -> str:
 
 
 def _docx_text(data: bytes, notes: _Notes) -> str:
-    if not notes.read_pdfs:
-        return ""
-    notes.word_documents += 1
-    if notes.word_documents > MAX_WORD_DOCUMENTS:
-        notes.defects.append("docx-not-read-over-limit")
+    if not _may_read(notes, "docx"):
         return ""
     try:
         return docx.extract_text(data)
     except docx.DocxError as exc:
         notes.defects.append(f"docx-unreadable: {exc}")
         return ""
+
+
+_DOCUMENTS_READ_AT_MOST = {"pdf": MAX_PDFS, "docx": MAX_WORD_DOCUMENTS}
+
+
+def _may_read(notes: _Notes, kind: str) -> bool:
+    """Whether one more attached document of this kind is read: a hostile message can attach hundreds."""
+    if not notes.read_pdfs:
+        return False
+    notes.documents_read[kind] += 1
+    if notes.documents_read[kind] > _DOCUMENTS_READ_AT_MOST[kind]:
+        notes.defects.append(f"{kind}-not-read-over-limit")
+        return False
+    return True
 
 
 def _attached_message(part: Message, depth: int, notes: _Notes) -> Attachment:

@@ -188,12 +188,18 @@ def test_a_refused_login_defers_the_whole_batch_instead_of_failing_each_report(
     assert relay.transactions == []  # and no alert: it would go through the relay that refuses us
 
 
+def site_templates(root: Path, **templates: str) -> Path:
+    folder = root / "templates"
+    folder.mkdir()
+    for name, text in templates.items():
+        (folder / f"{name}.txt").write_text(text)
+    return folder
+
+
 def test_a_site_cover_template_is_the_body_dwp_receives(
     make_daemon_env: Callable[..., Env], relay: SmtpServer, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "templates"
-    folder.mkdir()
-    (folder / "cover.txt").write_text("Attached: $report_type, $case_ref, $submission_token.\n")
+    folder = site_templates(tmp_path, cover="Attached: $report_type, $case_ref, $submission_token.\n")
     env = make_daemon_env(provider={"templates_dir": str(folder), "name": "Acme MHSS"})
     assert env.run("case", "add", "MH-100001").code == 0
     submit(env)
@@ -207,9 +213,7 @@ def test_a_site_cover_template_is_the_body_dwp_receives(
 def test_a_broken_site_template_stops_the_daemon_with_one_line(
     make_daemon_env: Callable[..., Env], relay: SmtpServer, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "templates"
-    folder.mkdir()
-    (folder / "escalation.txt").write_text("Subject: $case_ref\n\nDear $customer_name\n")
+    folder = site_templates(tmp_path, escalation="Subject: $case_ref\n\nDear $customer_name\n")
     env = make_daemon_env(provider={"templates_dir": str(folder)})
     result = env.run("run", "--once")
     assert result.code == 78
