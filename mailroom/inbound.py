@@ -514,6 +514,21 @@ class Inbox:
                 detail=note,
             )
             return
+        if sub.state == SubmissionState.SENDING:
+            # Read before the outbox recorded the send: noted here, applied when the send is recorded.
+            if sub.rejected_at is None:
+                sub.rejected_at = at
+                sub.rejection_reasons = list(c.reasons)
+            audit.record(
+                session,
+                at=self.now(),
+                actor=actor,
+                entity="submission",
+                entity_id=sub.id,
+                action="rejection-noted",
+                detail={**note, "reasons": list(c.reasons)},
+            )
+            return
         if SubmissionState.REJECTED not in _moves(sub):
             raise Conflict(f"submission {sub.id} is {sub.state}; a rejection cannot apply to it")
         sub.rejected_at = at

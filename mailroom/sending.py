@@ -455,6 +455,8 @@ class Outbox:
                 if (report := self._record_one_sent(session, claim, receipt, now=now)) is not None
             ]
             self.clocks.on_reports_sent(session, reports, now=now)
+            for report in reports:
+                self._apply_early_reply(session, report, now=now)
         for claim, receipt in sent:
             log.info(
                 "%s %d sent as %s: %s %s",
@@ -486,6 +488,33 @@ class Outbox:
             session, row, SubmissionState.SENT, now=now, actor=ACTOR, action="sent", detail=detail
         )
         return row
+
+    def _apply_early_reply(self, session: Session, sub: Submission, *, now: datetime) -> None:
+        """DWP's reply was read while this send was still unrecorded (an instant automated response, and
+        sends are recorded a group at a time): the inbox noted it, and it takes effect now."""
+        early = {"note": "the reply arrived before the send was recorded"}
+        if sub.rejected_at is not None:
+            store.move_submission(
+                session,
+                sub,
+                SubmissionState.REJECTED,
+                now=now,
+                actor=ACTOR,
+                action="rejected",
+                detail={**early, "reasons": list(sub.rejection_reasons)},
+            )
+            self.clocks.on_rejected(session, sub, at=sub.rejected_at)
+        elif sub.acknowledged_at is not None:
+            store.move_submission(
+                session,
+                sub,
+                SubmissionState.ACKNOWLEDGED,
+                now=now,
+                actor=ACTOR,
+                action="acknowledged",
+                detail=early,
+            )
+            self.clocks.on_reply(session, sub, at=now)
 
     def record_partial(self, claim: Claim, error: PartialDelivery) -> str:
         if not error.accepted:

@@ -7,18 +7,22 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
-from email import message_from_bytes
+from datetime import UTC, datetime
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 
 import pytest
 
 from mailroom.config import load_settings
 from mailroom.daemon import build
+from mailroom.harness import dwp
 from mailroom.sending import CLAIM_CHUNK, Outbox
 from tests.conftest import Env
 from tests.support import pdfs
 from tests.support.smtpd import SmtpServer
 
 pytestmark = pytest.mark.integration
+AUTHSERV = "mx.provider.example"
 
 
 def queue_reports(env: Env, count: int) -> None:
@@ -102,3 +106,46 @@ def test_stop_hands_claimed_reports_back_unsent(
     relay.slow("DATA", 0.0)
     assert asyncio.run(outbox_for(env).run_once()).sent == released
     assert sorted(received_ids(relay)) == sorted(set(received_ids(relay)))  # each once
+
+
+@pytest.mark.parametrize("reply", ["acknowledgement", "rejection"])
+def test_a_reply_read_before_the_send_was_recorded_takes_effect_when_it_is(
+    make_daemon_env: Callable[..., Env], relay: SmtpServer, reply: str
+) -> None:
+    # DWP's automated response can be read while the outbox still holds the send in its group commit.
+    env = make_daemon_env()
+    queue_reports(env, 3)
+    relay.slow("DATA", 0.3)
+    parts = build(load_settings(env.config))
+
+    async def send_while_replying() -> None:
+        running = asyncio.create_task(parts.outbox.run_once())
+        deadline = time.monotonic() + 20
+        while not relay.messages and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        original = message_from_bytes(relay.messages[0].content, policy=policy.default)
+        assert isinstance(original, EmailMessage)
+        now = datetime.now(UTC)
+        notice = (
+            dwp.acknowledgement(original, now=now, authserv_id=AUTHSERV)
+            if reply == "acknowledgement"
+            else dwp.rejection(
+                original, ("spelling-grammar",), now=now, authserv_id=AUTHSERV, case_ref="MH-100001"
+            )
+        )
+        assert states(env).count("sending") == 3  # nothing recorded yet
+        result = await asyncio.to_thread(parts.inbox.ingest, notice.as_bytes(), mailbox="test")
+        assert result.state == "matched"
+        await running
+
+    asyncio.run(send_while_replying())
+
+    view = json.loads(env.run("case", "show", "MH-100001", "--json").out)
+    first = next(s for s in view["submissions"] if s["message_id"] == received_ids(relay)[0])
+    clocks = {c["kind"]: c["state"] for c in view["clocks"] if c["submission_id"] == first["id"]}
+    if reply == "acknowledgement":
+        assert first["state"] == "acknowledged"
+        assert clocks == {"acknowledgement": "met", "decision": "running"}
+    else:
+        assert first["state"] == "rejected" and first["rejection_reasons"] == ["spelling-grammar"]
+        assert clocks == {"acknowledgement": "met", "decision": "met", "correction": "running"}
