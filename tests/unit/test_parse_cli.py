@@ -55,3 +55,13 @@ def test_a_missing_file_is_one_line_and_non_zero(env: Env, tmp_path: Path) -> No
     result = env.run("parse", str(tmp_path / "nowhere.eml"), "--json")
     assert result.code != 0
     assert len(result.err.strip().splitlines()) == 1 and "nowhere.eml" in result.err
+
+
+def test_ingest_refuses_a_file_that_is_not_mail_and_stores_nothing(env: Env, tmp_path: Path) -> None:
+    not_mail = tmp_path / "notes.txt"
+    not_mail.write_bytes(b"\x00\x01binary, not a message\n")
+    before = env.snapshot()
+    result = env.run("ingest", str(SAMPLES / "ack-01-exchange-autoreply-headers.eml"), str(not_mail))
+    assert result.code == 1
+    assert result.err.strip().count("\n") == 0 and "notes.txt" in result.err
+    assert env.snapshot() == before  # the good file before it was not ingested either
