@@ -91,7 +91,7 @@ class PassResult:
     sent: int = 0
     deferred: int = 0
     failed: int = 0
-    released: int = 0  # claimed, then handed back unsent because the daemon is stopping
+    released: int = 0  # claimed, then handed back unsent (the daemon is stopping, or the lease ran out)
 
 
 class ClaimFeed:
@@ -189,6 +189,10 @@ class Outbox:
                     for claim, built in group:
                         if self._stopping:
                             break
+                        if self.now() >= claim.lease_until:
+                            # Its lease ran out while earlier messages were slow, so another worker may
+                            # take it now: it is not attempted, and goes back to the queue with the rest.
+                            continue
                         # Handled from here on: if anything below raises, this row may be on the wire
                         # already, so it is left to lease recovery rather than handed back as unsent.
                         feed.handled(claim)
@@ -234,10 +238,6 @@ class Outbox:
         built: Built,
         sent: list[tuple[Claim, SendReceipt]],
     ) -> str:
-        if self.now() >= claim.lease_until:
-            # The lease ran out while earlier items were slow: leave it to recovery rather than risk a
-            # second worker sending it at the same time.
-            return "deferred"
         if isinstance(built, CryptoError):
             failure = TransientSendError(f"cannot decrypt: {built}")
             return await asyncio.to_thread(self.record_failure, claim, failure)
@@ -348,8 +348,10 @@ class Outbox:
         return Claim("submission", sub.id, sub.message_id, sub.attempts, lease_until)
 
     def release(self, claims: list[Claim]) -> int:
-        """Hand claimed rows back to the queue unsent (the daemon is stopping), without waiting for the
-        lease to run out; the attempt did not happen, so it is not counted."""
+        """Hand claimed rows back to the queue unsent (the daemon is stopping, or a row's lease ran out
+        before its turn) instead of leaving them to lease recovery, which would log them as resent after
+        an unconfirmed attempt; the attempt did not happen, so it is not counted. A row another worker
+        has taken over in the meantime is left to it."""
         now = self.now()
         released = 0
         with transaction(self.engine) as session:

@@ -149,3 +149,21 @@ def test_a_reply_read_before_the_send_was_recorded_takes_effect_when_it_is(
     else:
         assert first["state"] == "rejected" and first["rejection_reasons"] == ["spelling-grammar"]
         assert clocks == {"acknowledgement": "met", "decision": "met", "correction": "running"}
+
+
+def test_a_claim_whose_lease_ran_out_before_its_turn_goes_back_unattempted(
+    make_daemon_env: Callable[..., Env], relay: SmtpServer
+) -> None:
+    env = make_daemon_env(outbox={"lease_seconds": 1})
+    queue_reports(env, 4)
+    relay.slow("DATA", 0.7)
+
+    result = asyncio.run(outbox_for(env).run_once())
+
+    assert result.sent >= 1 and result.released >= 1 and result.sent + result.released == 4
+    assert len(relay.messages) == result.sent
+    assert states(env).count("sending") == 0
+    view = json.loads(env.run("case", "show", "MH-100001", "--json").out)
+    back = [s for s in view["submissions"] if s["state"] == "queued"]
+    assert len(back) == result.released and all(s["attempts"] == 0 for s in back)
+    assert not any(e["action"] == "lease-expired" for s in back for e in s["timeline"])
