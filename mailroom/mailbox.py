@@ -28,7 +28,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -335,15 +335,19 @@ class Mailbox:
 
     # -- changing -----------------------------------------------------------------------------------------
 
-    def move(self, folder: str, uid: int, target: str) -> None:
-        """Move one message: MOVE when offered, else COPY + \\Deleted + (UID) EXPUNGE."""
+    def move(self, folder: str, uids: int | Sequence[int], target: str) -> None:
+        """Move messages (one UID or several, in one command): MOVE when offered, else COPY + \\Deleted +
+        (UID) EXPUNGE."""
+        chosen = [uids] if isinstance(uids, int) else list(uids)
+        if not chosen:
+            return
         with self._edge(f"move from {folder} to {target}"):
             client = self._select(folder)
             destination = self._name(target)
             if "MOVE" in self._capabilities:
-                client.move([uid], destination)
+                client.move(chosen, destination)
             else:
-                self._copy_and_expunge(client, uid, destination)
+                self._copy_and_expunge(client, chosen, destination)
 
     def flag(self, folder: str, uid: int, flag: str | bytes) -> None:
         """Add one flag (for example \\Seen or \\Flagged) to one message."""
@@ -538,12 +542,12 @@ class Mailbox:
             return True  # the catch-up will find out and raise UidValidityChanged
         return bool(_uids_above(client, last))
 
-    def _copy_and_expunge(self, client: Any, uid: int, destination: str) -> None:
+    def _copy_and_expunge(self, client: Any, uids: list[int], destination: str) -> None:
         self._warn_once("MOVE", "server has no MOVE: moving by COPY, \\Deleted and EXPUNGE")
-        client.copy([uid], destination)
-        client.add_flags([uid], [DELETED], silent=True)
+        client.copy(uids, destination)
+        client.add_flags(uids, [DELETED], silent=True)
         if "UIDPLUS" in self._capabilities:
-            client.uid_expunge([uid])
+            client.uid_expunge(uids)
         else:
             self._warn_once("UIDPLUS", "server has no UIDPLUS: EXPUNGE removes every \\Deleted message")
             client.expunge()

@@ -23,6 +23,9 @@ AUTH_RETRY_SECONDS = 600.0
 STANDBY_SECONDS = 30.0
 
 
+FILE_BATCH = 50  # messages moved per IMAP command during a catch-up
+
+
 class InboxWatcher:
     def __init__(self, mailbox: Mailbox, inbox: Inbox, engine: Engine) -> None:
         self.mailbox = mailbox
@@ -48,6 +51,9 @@ class InboxWatcher:
         if reconnected:
             self.refile(uidvalidity, last_uid)
         count = 0
+        # Moves go out a batch at a time, after the commits they follow; if the connection drops first,
+        # `refile` on the next connection finishes them.
+        filing: dict[Disposition, list[int]] = {}
         for fetched in self.mailbox.fetch_since(self.folder, last_uid, expect_uidvalidity=uidvalidity):
             try:
                 result = self.inbox.ingest(
@@ -67,7 +73,10 @@ class InboxWatcher:
                     fetched.raw, mailbox=self.key, uidvalidity=fetched.uidvalidity, uid=fetched.uid, error=exc
                 )
                 disposition = Disposition.QUARANTINE
-            self._file(fetched.uid, disposition)
+            filing.setdefault(disposition, []).append(fetched.uid)
+            if sum(map(len, filing.values())) >= FILE_BATCH:
+                self._file(filing)
+        self._file(filing)
         return count
 
     def refile(self, uidvalidity: int, last_uid: int) -> int:
@@ -76,22 +85,30 @@ class InboxWatcher:
         messages left for people to read (out-of-office, bulletins) stay where they are."""
         uids = self.mailbox.uids_through(self.folder, last_uid)
         where = self.inbox.filing(self.key, uidvalidity, uids) if uids else {}
-        filed = 0
-        for uid in uids:
-            disposition = where.get(uid, Disposition.LEAVE)
-            if disposition != Disposition.LEAVE:
-                self._file(uid, disposition)
-                filed += 1
+        filing: dict[Disposition, list[int]] = {}
+        for uid, disposition in where.items():
+            filing.setdefault(disposition, []).append(uid)
+        filed = self._file(filing)
         if filed:
             log.info("%s: filed %d message(s) whose move had been cut off", self.key, filed)
         return filed
 
-    def _file(self, uid: int, disposition: Disposition) -> None:
+    def _file(self, filing: dict[Disposition, list[int]]) -> int:
+        """Move what is pending, one command per destination; messages left for people stay. Empties
+        `filing` and returns how many were moved."""
         o = self.mailbox.options
-        if disposition == Disposition.PROCESSED:
-            self.mailbox.move(self.folder, uid, o.processed_folder)
-        elif disposition == Disposition.QUARANTINE:
-            self.mailbox.move(self.folder, uid, o.quarantine_folder)
+        destinations = {
+            Disposition.PROCESSED: o.processed_folder,
+            Disposition.QUARANTINE: o.quarantine_folder,
+        }
+        moved = 0
+        for disposition, destination in destinations.items():
+            uids = sorted(filing.pop(disposition, []))
+            if uids:
+                self.mailbox.move(self.folder, uids, destination)
+                moved += len(uids)
+        filing.clear()
+        return moved
 
     async def run(self, stop: asyncio.Event, heartbeat: Heartbeat) -> None:
         outage = OutageLog(f"IMAP {self.mailbox.options.where}")

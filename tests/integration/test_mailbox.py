@@ -374,6 +374,21 @@ def test_move_puts_the_message_in_the_processed_folder(
     assert mailbox.find_uid_by_message_id(options.processed_folder, "<processed@dwp.example>") is not None
 
 
+@pytest.mark.parametrize("missing", [set(), {"MOVE"}], ids=["move", "copy-expunge"])
+def test_several_messages_move_in_one_command(
+    dovecot: Dovecot, options: ImapOptions, missing: set[str]
+) -> None:
+    keep = dovecot.append(ALICE, options.inbox_folder, notice("stays"))
+    moving = [dovecot.append(ALICE, options.inbox_folder, notice(f"batch {n}")) for n in range(3)]
+
+    with Mailbox(replace(options, ignore_capabilities=frozenset(missing))) as box:
+        box.move(options.inbox_folder, moving, options.processed_folder)
+        box.move(options.inbox_folder, [], options.processed_folder)  # nothing to do, no command
+
+    assert uids_in(dovecot, options.inbox_folder) == [keep]
+    assert len(uids_in(dovecot, options.processed_folder)) == 3
+
+
 @pytest.mark.parametrize("missing", [{"MOVE"}, {"MOVE", "UIDPLUS"}], ids=["uid-expunge", "expunge"])
 def test_move_without_the_move_capability_copies_and_expunges(
     dovecot: Dovecot, options: ImapOptions, missing: set[str]
