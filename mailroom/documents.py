@@ -20,6 +20,7 @@ from outbox.errors import CryptoError
 
 class Cipher(Protocol):
     def encrypt(self, data: bytes) -> bytes: ...
+    def encrypt_many(self, items: Sequence[bytes]) -> list[bytes]: ...
     def decrypt(self, data: bytes) -> bytes: ...
     def decrypt_many(self, blobs: Sequence[bytes]) -> list[bytes | CryptoError]: ...
 
@@ -29,6 +30,9 @@ class PlainCipher:
 
     def encrypt(self, data: bytes) -> bytes:
         return data
+
+    def encrypt_many(self, items: Sequence[bytes]) -> list[bytes]:
+        return list(items)
 
     def decrypt(self, data: bytes) -> bytes:
         return data
@@ -52,11 +56,19 @@ class DocumentStore:
 
     def put(self, data: bytes, *, kind: str) -> StoredFile:
         """Encrypt and write `data`; returns where it went and the sha256 of the plain bytes."""
+        return self._write(data, self.cipher.encrypt(data), kind)
+
+    def put_many(self, items: Sequence[bytes], *, kind: str) -> list[StoredFile]:
+        """`put` for several at once: one gpg run for all of them (CryptoError if any fails)."""
+        sealed = self.cipher.encrypt_many(items)
+        return [self._write(data, blob, kind) for data, blob in zip(items, sealed, strict=True)]
+
+    def _write(self, data: bytes, blob: bytes, kind: str) -> StoredFile:
         folder = self.root / kind
         ensure_private_dir(folder)
         suffix = ".gpg" if self.encrypted else ".bin"
         path = folder / f"{secrets.token_hex(16)}{suffix}"
-        write_private(path, self.cipher.encrypt(data))
+        write_private(path, blob)
         return StoredFile(path=path, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
 
     def get(self, path: Path) -> bytes:

@@ -22,7 +22,7 @@ from mailroom import audit, store
 from mailroom.clockwork import ClockKeeper
 from mailroom.config import Settings
 from mailroom.db import transaction
-from mailroom.documents import DocumentStore
+from mailroom.documents import DocumentStore, StoredFile
 from mailroom.errors import Conflict, InputError
 from mailroom.identity import nino_hmac
 from mailroom.matching import Candidate, Match, Method, OpenSubmission, decide, needs_open_submissions
@@ -186,7 +186,10 @@ class Inbox:
         uidvalidity: int | None = None,
         uid: int | None = None,
         received_at: datetime | None = None,
+        stored: StoredFile | None = None,
     ) -> IngestResult:
+        """Read, store, match and apply one message, in one transaction. `stored` is the raw message
+        already encrypted and written (`store_raw`, a batch at a time); it is deleted if not needed."""
         reading = self.read(raw)
         received = received_at or self.now()
         with transaction(self.engine) as session:
@@ -195,8 +198,10 @@ class Inbox:
                 _advance_cursor(session, mailbox, uidvalidity, uid, now=self.now())
             duplicate = self._duplicate(session, reading, mailbox=mailbox, uidvalidity=uidvalidity, uid=uid)
             if duplicate is not None:
+                if stored is not None:
+                    self.documents.delete(stored.path)
                 return duplicate
-            stored = self.documents.put(raw, kind="inbound")
+            stored = stored or self.documents.put(raw, kind="inbound")
             row = InboundMessage(
                 mailbox=mailbox,
                 uidvalidity=uidvalidity,
@@ -256,15 +261,30 @@ class Inbox:
                 found.update({row.uid: _disposition_for(row) for row in rows if row.uid is not None})
         return found
 
+    def store_raw(self, raws: Sequence[bytes]) -> list[StoredFile]:
+        """Encrypt and write several raw messages with one gpg run, ahead of their ingest."""
+        return self.documents.put_many(raws, kind="inbound")
+
     def quarantine_failure(
-        self, raw: bytes, *, mailbox: str, uidvalidity: int | None, uid: int | None, error: BaseException
+        self,
+        raw: bytes,
+        *,
+        mailbox: str,
+        uidvalidity: int | None,
+        uid: int | None,
+        error: BaseException,
+        stored: StoredFile | None = None,
     ) -> int | None:
         """A message whose processing raised: keep it, quarantined with the error, for a person to replay."""
         sha = hashlib.sha256(raw).hexdigest()
         with transaction(self.engine) as session:
             if uid is not None and uidvalidity is not None:
                 _advance_cursor(session, mailbox, uidvalidity, uid, now=self.now())
-            stored = self.documents.put(raw, kind="inbound")
+            stored = (
+                stored
+                if stored is not None and stored.path.exists()
+                else self.documents.put(raw, kind="inbound")
+            )
             row = InboundMessage(
                 mailbox=mailbox,
                 uidvalidity=uidvalidity,

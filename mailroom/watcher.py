@@ -7,16 +7,19 @@ every reconnect, runs the same catch-up. The IMAP client lives in one worker thr
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 
 from sqlalchemy.engine import Engine
 
 from mailroom.db import transaction
+from mailroom.documents import StoredFile
 from mailroom.inbound import Disposition, Inbox, cursor_for
 from mailroom.leader import Leadership
-from mailroom.mailbox import Mailbox, MailboxAuthError, MailboxError, MailboxUnavailable
+from mailroom.mailbox import FetchedMessage, Mailbox, MailboxAuthError, MailboxError, MailboxUnavailable
 from mailroom.runners import Backoff, Heartbeat, OutageLog, sleep_or_stop
+from outbox.errors import CryptoError
 
 log = logging.getLogger(__name__)
 AUTH_RETRY_SECONDS = 600.0
@@ -24,6 +27,7 @@ STANDBY_SECONDS = 30.0
 
 
 FILE_BATCH = 50  # messages moved per IMAP command during a catch-up
+STORE_GROUP = 25  # raw messages encrypted per gpg run during a catch-up
 
 
 class InboxWatcher:
@@ -54,30 +58,44 @@ class InboxWatcher:
         # Moves go out a batch at a time, after the commits they follow; if the connection drops first,
         # `refile` on the next connection finishes them.
         filing: dict[Disposition, list[int]] = {}
-        for fetched in self.mailbox.fetch_since(self.folder, last_uid, expect_uidvalidity=uidvalidity):
-            try:
-                result = self.inbox.ingest(
-                    fetched.raw,
-                    mailbox=self.key,
-                    uidvalidity=fetched.uidvalidity,
-                    uid=fetched.uid,
-                    received_at=fetched.internaldate,
-                )
-                disposition = result.disposition
-                count += 0 if result.duplicate else 1
-            except MailboxError:
-                raise
-            except Exception as exc:  # one bad message must not stop the mailbox
-                log.exception("message UID %s could not be processed; quarantined for replay", fetched.uid)
-                self.inbox.quarantine_failure(
-                    fetched.raw, mailbox=self.key, uidvalidity=fetched.uidvalidity, uid=fetched.uid, error=exc
-                )
-                disposition = Disposition.QUARANTINE
-            filing.setdefault(disposition, []).append(fetched.uid)
-            if sum(map(len, filing.values())) >= FILE_BATCH:
-                self._file(filing)
+        fetching = self.mailbox.fetch_since(self.folder, last_uid, expect_uidvalidity=uidvalidity)
+        while group := list(itertools.islice(fetching, STORE_GROUP)):
+            # One gpg run stores the whole group's raw messages; each is then ingested on its own.
+            stored = self.inbox.store_raw([fetched.raw for fetched in group])
+            for fetched, raw_file in zip(group, stored, strict=True):
+                disposition, new = self._ingest(fetched, raw_file)
+                count += new
+                filing.setdefault(disposition, []).append(fetched.uid)
+                if sum(map(len, filing.values())) >= FILE_BATCH:
+                    self._file(filing)
         self._file(filing)
         return count
+
+    def _ingest(self, fetched: FetchedMessage, stored: StoredFile) -> tuple[Disposition, int]:
+        """Where the message goes, and 1 if it was new (0 for a copy of one seen before)."""
+        try:
+            result = self.inbox.ingest(
+                fetched.raw,
+                mailbox=self.key,
+                uidvalidity=fetched.uidvalidity,
+                uid=fetched.uid,
+                received_at=fetched.internaldate,
+                stored=stored,
+            )
+        except MailboxError:
+            raise
+        except Exception as exc:  # one bad message must not stop the mailbox
+            log.exception("message UID %s could not be processed; quarantined for replay", fetched.uid)
+            self.inbox.quarantine_failure(
+                fetched.raw,
+                mailbox=self.key,
+                uidvalidity=fetched.uidvalidity,
+                uid=fetched.uid,
+                error=exc,
+                stored=stored,
+            )
+            return Disposition.QUARANTINE, 1
+        return result.disposition, 0 if result.duplicate else 1
 
     def refile(self, uidvalidity: int, last_uid: int) -> int:
         """File messages that were processed but are still in the folder: the daemon stopped (or the
@@ -112,6 +130,7 @@ class InboxWatcher:
 
     async def run(self, stop: asyncio.Event, heartbeat: Heartbeat) -> None:
         outage = OutageLog(f"IMAP {self.mailbox.options.where}")
+        storage = OutageLog("encrypted storage of inbound mail (gpg)")
         backoff = Backoff(random.Random())
         renew = self.mailbox.options.idle_renew_minutes * 60.0
         leader = Leadership(self.engine, f"imap-watcher:{self.key}")
@@ -125,6 +144,7 @@ class InboxWatcher:
             try:
                 await asyncio.to_thread(self.catch_up)
                 outage.recovered()
+                storage.recovered()
                 backoff.reset()
                 heartbeat.beat("inbox")
                 await asyncio.to_thread(self.mailbox.wait_for_change, self.folder, min(renew, 30.0))
@@ -137,6 +157,11 @@ class InboxWatcher:
             except (MailboxUnavailable, MailboxError, OSError) as exc:
                 delay = backoff.next_delay()
                 outage.failed(exc, retry_in=delay)
+            except CryptoError as exc:
+                # Nothing can be stored (a key or the gpg home went away), so nothing is read: the mail
+                # waits on the server, the cursor where it was, until `mailroom doctor` says gpg is fine.
+                delay = backoff.next_delay()
+                storage.failed(exc, retry_in=delay)
             await asyncio.to_thread(self.mailbox.close)
             heartbeat.beat("inbox")
             if await sleep_or_stop(stop, delay):

@@ -183,3 +183,25 @@ def test_missing_home_and_missing_binary(tmp_path: object, keyring: tuple[GpgHom
         DocumentCrypto(str(home.path), (key.fingerprint,), gpg_binary="gpg-not-installed")
     with pytest.raises(CryptoError, match="no GnuPG recipients"):
         DocumentCrypto(str(home.path), ())
+
+
+def test_many_documents_encrypt_in_one_run_and_each_decrypts(keyring: tuple[GpgHome, GpgKey]) -> None:
+    home, key = keyring
+    crypto = DocumentCrypto(str(home.path), (key.fingerprint,))
+    documents = [os.urandom(n) for n in (1, 3800, 70_000)] + [b"From: a@b\n\nhello\n"]
+    sealed = crypto.encrypt_many(documents)
+    assert all(blob and blob not in documents for blob in sealed)
+    assert [crypto.decrypt(blob) for blob in sealed] == documents
+    assert crypto.encrypt_many([]) == []
+
+
+def test_encrypting_many_to_a_key_gpg_refuses_is_an_error_never_empty_output() -> None:
+    with GpgHome() as source, GpgHome() as home:
+        key = source.generate_key("archive@provider.example")
+        home.import_keys(source.export_public(key.fingerprint))
+        home.trust(key.fingerprint, "TRUST_ULTIMATE")
+        crypto = DocumentCrypto(str(home.path), ("archive@provider.example",))
+        crypto.check()
+        home.trust(key.fingerprint, "TRUST_UNDEFINED")
+        with pytest.raises(CryptoError, match=r"gpg could not encrypt to archive@provider\.example"):
+            crypto.encrypt_many([b"one", b"two", b"three"])

@@ -6,7 +6,10 @@ see each other's mail.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
+import subprocess
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -19,6 +22,8 @@ import pytest
 from mailroom.config import load_settings
 from mailroom.daemon import build
 from mailroom.harness import dwp
+from mailroom.harness.gpg import GpgHome
+from mailroom.runners import Heartbeat
 from tests.conftest import Env
 from tests.support import pdfs
 from tests.support.dovecot import ALICE, Dovecot
@@ -257,3 +262,62 @@ def test_a_recreated_folder_is_read_again_but_nothing_is_applied_twice(world: Wo
     world.deliver(raw)
     world.run()
     assert world.case()["submissions"][0]["timeline"] == before
+    # The copy was encrypted with its batch before it was known to be a copy; it leaves no orphan file.
+    with sqlite3.connect(world.env.db_path) as db:
+        [(rows,)] = db.execute("SELECT count(*) FROM inbound_messages").fetchall()
+    assert len(list((world.env.root / "documents" / "inbound").iterdir())) == rows
+
+
+def test_when_gpg_cannot_store_mail_nothing_is_read_until_it_can(
+    make_daemon_env: Callable[..., Env], dovecot: Dovecot, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = f"T{uuid.uuid4().hex[:10]}"
+    with dovecot.session(ALICE) as client:
+        client.create_folder(folder)
+    with GpgHome() as home:
+        key = home.generate_key("records@provider.example")
+        env = make_daemon_env(
+            mailbox=dovecot,
+            imap={
+                "inbox_folder": folder,
+                "processed_folder": f"{folder}/P",
+                "quarantine_folder": f"{folder}/Q",
+            },
+            gpg={"home": str(home.path), "recipients": [key.fingerprint]},
+        )
+        dovecot.append(
+            ALICE, folder, b"From: a@dwp.gov.uk\r\nSubject: hello\r\nMessage-ID: <g@dwp.gov.uk>\r\n\r\nhi\r\n"
+        )
+        watcher = build(load_settings(env.config)).watcher
+        assert watcher is not None
+        subprocess.run(
+            [
+                "gpg",
+                "--homedir",
+                str(home.path),
+                "--batch",
+                "--yes",
+                "--delete-secret-and-public-key",
+                key.fingerprint,
+            ],
+            check=True,
+            capture_output=True,
+        )
+
+        async def run_briefly() -> None:
+            stop = asyncio.Event()
+            asyncio.get_running_loop().call_later(1.5, stop.set)
+            await watcher.run(stop, Heartbeat())
+
+        asyncio.run(run_briefly())
+
+    warnings = [
+        r.getMessage() for r in caplog.records if "encrypted storage of inbound mail" in r.getMessage()
+    ]
+    assert len(warnings) == 1 and "unavailable" in warnings[0]
+    with sqlite3.connect(env.db_path) as db:
+        assert db.execute("SELECT count(*) FROM inbound_messages").fetchall() == [(0,)]
+        assert db.execute("SELECT count(*) FROM folder_cursors WHERE last_uid > 0").fetchall() == [(0,)]
+    with dovecot.session(ALICE) as client:
+        client.select_folder(folder, readonly=True)
+        assert len(client.search("ALL")) == 1  # still on the server, for when gpg works again
