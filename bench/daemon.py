@@ -1,14 +1,14 @@
 """The running daemon: deadline → escalation delay, and the idle daemon's memory.
 
-    .venv/bin/python bench/daemon.py [--seconds 150] [--sweep-seconds 60]
+    .venv/bin/python bench/daemon.py [--seconds 150] [--sweep-seconds 30]
 
 A live daemon cannot travel in time, so the bench moves deadlines instead. Reports are submitted and sent
 (in this process, through the production outbox, to a local relay), which starts each one's
 acknowledgement clock. One clock is made already due, and `mailroom run` starts as a child process with
 every runner live (outbox, intake, IMAP watcher on a throwaway Dovecot, deadline sweep every
-[daemon] sweep_seconds, default 60). That clock's escalation shows when the first sweep ran (s0); the
-other clocks are then made due at s0 + 5, 20, 35 and 50 s (of 60), and one just after the second sweep
-(s0 + sweep + 0.5 s), the worst case: it waits a whole interval.
+[daemon] sweep_seconds, default 30). That clock's escalation shows when the first sweep ran (s0); the
+other clocks are then made due at 1/12, 4/12, 7/12 and 10/12 of an interval after s0, and one just
+after the second sweep (s0 + sweep + 0.5 s), the worst case: it waits a whole interval.
 
 (a) For each clock: due → escalation row committed (polled in the database every 50 ms) and due → the
     escalation reaching the relay (the outbox polls every [outbox] poll_seconds). Goal: committed <= 60 s.
@@ -48,6 +48,7 @@ from bench.common import (
     stop_daemon,
     workdir,
 )
+from mailroom.config import DaemonSettings
 from mailroom.daemon import build
 from mailroom.db import make_engine, transaction
 from mailroom.models import Clock, Escalation, Submission
@@ -58,8 +59,8 @@ from tests.support.smtpd import Received, SmtpServer
 GOAL_DELAY = 60.0
 GOAL_RSS_MB = 80.0
 GOAL_STOP = 10.0
-# Deadlines after the first sweep s0, as shares of the sweep interval (5, 20, 35 and 50 s of 60); one more is
-# set just after the second sweep has run.
+# Deadlines after the first sweep s0, as shares of the sweep interval (2.5, 10, 17.5 and 25 s of 30); one
+# more is set just after the second sweep has run.
 OFFSETS = (1 / 12, 4 / 12, 7 / 12, 10 / 12)
 JUST_MISSED = 0.5
 
@@ -302,7 +303,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--seconds", type=float, default=150.0, help="how long the daemon runs (default 150)")
     parser.add_argument(
-        "--sweep-seconds", type=int, default=None, help="[daemon] sweep_seconds (default: 60)"
+        "--sweep-seconds", type=int, default=None, help="[daemon] sweep_seconds (default: the config's, 30)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (database, daemon log)")
     return parser.parse_args()
@@ -328,7 +329,7 @@ def main() -> None:
         path = config.write()
         send_reports(path, refs, root / "reports")
         engine = make_engine(f"sqlite:///{root}/mailroom.db")
-        sweep = float(args.sweep_seconds or 60)
+        sweep = float(args.sweep_seconds or DaemonSettings().sweep_seconds)
         run = Run(path, root / "daemon.log", engine, sweep)
         try:
             sentinel, placed = run_deadlines(run, acknowledgement_clocks(engine))
