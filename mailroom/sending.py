@@ -28,7 +28,7 @@ from mailroom.clockwork import ClockKeeper
 from mailroom.config import Settings
 from mailroom.db import transaction
 from mailroom.documents import DocumentStore
-from mailroom.models import Notice, Submission
+from mailroom.models import Case, Document, Notice, Submission
 from mailroom.notices import alert_team
 from mailroom.retry import RetryPolicy
 from mailroom.runners import OutageLog
@@ -305,6 +305,9 @@ class Outbox:
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             ).all()
+            if due_submissions:  # their cases in one query: each row checks its case was not erased
+                case_ids = {sub.case_id for sub in due_submissions}
+                session.exec(select(Case).where(col(Case.id).in_(case_ids))).all()
             for sub in due_submissions:
                 claim = self._claim_submission(session, sub, now=now, lease_until=lease_until)
                 if claim:
@@ -383,6 +386,7 @@ class Outbox:
         Plaintext lives only in these envelopes. The allow-list is checked here, before any connection.
         """
         with transaction(self.engine) as session:  # one short read for the whole group
+            _load_rows(session, claims, with_report_details=True)
             plans = [self._plan(session, claim) for claim in claims]
         reports = [plan for plan in plans if isinstance(plan, ReportPlan)]
         plain = iter(self.documents.get_many([r.stored_path for r in reports]))
@@ -604,11 +608,20 @@ class Outbox:
         )
 
 
-def _load_rows(session: Session, claims: list[Claim]) -> None:
+def _load_rows(session: Session, claims: list[Claim], *, with_report_details: bool = False) -> None:
+    """Load the claimed rows (and, for composing, their documents and cases) with one query per table,
+    so that the `session.get` calls that follow are answered from the session's identity map."""
+    submissions: Sequence[Submission] = []
     for table, model in (("submission", Submission), ("notice", Notice)):
         ids = [claim.id for claim in claims if claim.table == table]
         if ids:
-            session.exec(select(model).where(col(model.id).in_(ids))).all()
+            rows = session.exec(select(model).where(col(model.id).in_(ids))).all()
+            submissions = [row for row in rows if isinstance(row, Submission)] or submissions
+    if with_report_details and submissions:
+        document_ids = {sub.document_id for sub in submissions}
+        case_ids = {sub.case_id for sub in submissions}
+        session.exec(select(Document).where(col(Document.id).in_(document_ids))).all()
+        session.exec(select(Case).where(col(Case.id).in_(case_ids))).all()
 
 
 def _checked(make: Callable[[], Envelope]) -> Envelope | SendError:
