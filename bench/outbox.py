@@ -57,10 +57,10 @@ from bench.common import (
     rate,
     workdir,
 )
+from mailroom.claims import Claim
 from mailroom.daemon import Parts, build
 from mailroom.db import transaction
 from mailroom.models import Submission
-from mailroom.sending import Claim
 from mailroom.states import SubmissionState
 from outbox.transport import Envelope, SmtpTransport
 from tests.support import pdfs

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections import deque
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -19,11 +18,12 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from sqlmodel import Session, col, select
 
 from mailroom import audit, store
+from mailroom.claims import Claim, ClaimFeed
 from mailroom.clockwork import ClockKeeper
 from mailroom.config import Settings
 from mailroom.db import transaction
@@ -65,17 +65,6 @@ class Transport(Protocol):
 
 
 @dataclass(frozen=True)
-class Claim:
-    """What a worker needs to send one row, taken out of the database under a lease."""
-
-    table: Literal["submission", "notice"]
-    id: int
-    message_id: str
-    attempt: int
-    lease_until: datetime
-
-
-@dataclass(frozen=True)
 class ReportPlan:
     """A report ready to compose once its stored document is decrypted."""
 
@@ -92,44 +81,6 @@ class PassResult:
     deferred: int = 0
     failed: int = 0
     released: int = 0  # claimed, then handed back unsent (the daemon is stopping, or the lease ran out)
-
-
-class ClaimFeed:
-    """Claims rows a chunk at a time as the sender needs them, up to the pass's limit, and remembers
-    which claims are still out so that a pass that ends early can hand them back.
-
-    `take` runs in worker threads, one call at a time; `handled` and `close` run on the event loop.
-    """
-
-    def __init__(self, claim: Callable[[int], list[Claim]], *, chunk: int, limit: int) -> None:
-        self._claim = claim
-        self._chunk = chunk
-        self._left = limit
-        self._closed = False
-        self._buffer: deque[Claim] = deque()
-        self._out: dict[tuple[str, int], Claim] = {}
-
-    def take(self, count: int) -> list[Claim]:
-        if len(self._buffer) < count and not self._closed and self._left > 0:
-            wanted = min(self._chunk, self._left)
-            claims = self._claim(wanted)
-            if len(claims) < wanted:
-                self._closed = True  # the queue has nothing more due
-            self._left -= len(claims)
-            self._buffer.extend(claims)
-            self._out.update(((c.table, c.id), c) for c in claims)
-        return [self._buffer.popleft() for _ in range(min(count, len(self._buffer)))]
-
-    def handled(self, claim: Claim) -> None:
-        self._out.pop((claim.table, claim.id), None)
-
-    def close(self) -> None:
-        """Claim nothing more in this pass."""
-        self._closed = True
-
-    @property
-    def outstanding(self) -> list[Claim]:
-        return list(self._out.values())
 
 
 class Outbox:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from mailroom.sending import Claim, ClaimFeed
+from mailroom.claims import Claim, ClaimFeed
 
 LEASE = datetime(2026, 11, 23, 10, 5, tzinfo=UTC)
 
