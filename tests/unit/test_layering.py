@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parents[2]
-PURE_CORE = ["config", "states", "workdays", "deadlines", "identity", "audit_rules"]
+PURE_CORE = ["config", "states", "workdays", "deadlines", "identity", "audit_rules", "claims"]
 PURE_FORBIDDEN = {
     "sqlmodel",
     "sqlalchemy",
