@@ -256,11 +256,16 @@ class Outbox:
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             ).all()
-            if due_submissions:  # their cases in one query: each row checks its case was not erased
-                case_ids = {sub.case_id for sub in due_submissions}
-                session.exec(select(Case).where(col(Case.id).in_(case_ids))).all()
+            # Their cases in one query: each row checks that its case was not erased.
+            case_ids = {sub.case_id for sub in due_submissions}
+            found: Sequence[Case] = (
+                session.exec(select(Case).where(col(Case.id).in_(case_ids))).all() if case_ids else []
+            )
+            cases = {case.id: case for case in found}
             for sub in due_submissions:
-                claim = self._claim_submission(session, sub, now=now, lease_until=lease_until)
+                claim = self._claim_submission(
+                    session, sub, cases[sub.case_id], now=now, lease_until=lease_until
+                )
                 if claim:
                     claims.append(claim)
             due_notices = session.exec(
@@ -279,10 +284,9 @@ class Outbox:
         return claims
 
     def _claim_submission(
-        self, session: Session, sub: Submission, *, now: datetime, lease_until: datetime
+        self, session: Session, sub: Submission, case: Case, *, now: datetime, lease_until: datetime
     ) -> Claim | None:
         assert sub.id is not None and sub.message_id is not None
-        case = store.case_by_id(session, sub.case_id)
         if case.erased_at is not None:
             store.move_submission(
                 session, sub, SubmissionState.CANCELLED, now=now, actor=ACTOR, action="cancelled-erased"
@@ -337,8 +341,9 @@ class Outbox:
         Plaintext lives only in these envelopes. The allow-list is checked here, before any connection.
         """
         with transaction(self.engine) as session:  # one short read for the whole group
-            _load_rows(session, claims, with_report_details=True)
+            loaded = _load_rows(session, claims, with_report_details=True)
             plans = [self._plan(session, claim) for claim in claims]
+            del loaded
         reports = [plan for plan in plans if isinstance(plan, ReportPlan)]
         plain = iter(self.documents.get_many([r.stored_path for r in reports]))
         built: list[Built] = []
@@ -403,9 +408,7 @@ class Outbox:
         Message-ID, which the contract allows; one commit per message would halve the outbox's rate."""
         now = self.now()
         with transaction(self.engine) as session:
-            _load_rows(
-                session, [claim for claim, _ in sent]
-            )  # one query; the gets below hit the identity map
+            loaded = _load_rows(session, [claim for claim, _ in sent])
             reports = [
                 report
                 for claim, receipt in sent
@@ -414,6 +417,7 @@ class Outbox:
             self.clocks.on_reports_sent(session, reports, now=now)
             for report in reports:
                 self._apply_early_reply(session, report, now=now)
+            del loaded
         for claim, receipt in sent:
             log.info(
                 "%s %d sent as %s: %s %s",
@@ -559,20 +563,22 @@ class Outbox:
         )
 
 
-def _load_rows(session: Session, claims: list[Claim], *, with_report_details: bool = False) -> None:
-    """Load the claimed rows (and, for composing, their documents and cases) with one query per table,
-    so that the `session.get` calls that follow are answered from the session's identity map."""
-    submissions: Sequence[Submission] = []
+def _load_rows(session: Session, claims: list[Claim], *, with_report_details: bool = False) -> list[Any]:
+    """Load the claimed rows (and, for composing, their documents and cases) with one query per table, so
+    that the `session.get` calls that follow are answered from the session's identity map. The caller
+    holds the returned list while it works: the identity map keeps only objects referred to elsewhere."""
+    loaded: list[Any] = []
     for table, model in (("submission", Submission), ("notice", Notice)):
         ids = [claim.id for claim in claims if claim.table == table]
         if ids:
-            rows = session.exec(select(model).where(col(model.id).in_(ids))).all()
-            submissions = [row for row in rows if isinstance(row, Submission)] or submissions
+            loaded += session.exec(select(model).where(col(model.id).in_(ids))).all()
+    submissions = [row for row in loaded if isinstance(row, Submission)]
     if with_report_details and submissions:
         document_ids = {sub.document_id for sub in submissions}
         case_ids = {sub.case_id for sub in submissions}
-        session.exec(select(Document).where(col(Document.id).in_(document_ids))).all()
-        session.exec(select(Case).where(col(Case.id).in_(case_ids))).all()
+        loaded += session.exec(select(Document).where(col(Document.id).in_(document_ids))).all()
+        loaded += session.exec(select(Case).where(col(Case.id).in_(case_ids))).all()
+    return loaded
 
 
 def _checked(make: Callable[[], Envelope]) -> Envelope | SendError:
