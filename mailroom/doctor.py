@@ -11,6 +11,7 @@
     gpg round trip  a test text encrypts and decrypts again with the configured passphrase
     smtp login      TLS (certificate verified) and AUTH at the relay, then QUIT; nothing is sent
     imap login      TLS and login at the provider mailbox (creates the processed/quarantine folders)
+    templates       the cover text and notice templates load and use only values the mailroom supplies
     allow-list      the DWP inbox, the performance manager and each case's own manager can be sent to
     safety          warns about test-only switches: test_mode, redirect_all_to, a non-default DWP inbox
 
@@ -366,6 +367,28 @@ def _login_fix(section: str, error: str, auth: str) -> str:
     return f"check [{section}] host, port and security, and that the server is reachable from here"
 
 
+def check_templates(settings: Settings) -> Iterator[Check]:
+    from mailroom.wording import TEMPLATES, Wording
+
+    folder = settings.provider.templates_dir
+    try:
+        Wording(settings).check()
+    except ConfigError as exc:
+        yield failed(
+            "templates",
+            exc.problem,
+            "edit the template it names (placeholders and Subject lines: docs/sending.md §2); "
+            "the daemon will not start until it loads",
+        )
+        return
+    if folder is None:
+        yield passed("templates", f"{len(TEMPLATES)} package defaults (no [provider] templates_dir)")
+        return
+    own = sorted(name for name in TEMPLATES if (folder / f"{name}.txt").is_file())
+    shown = ", ".join(own) if own else "none; all package defaults"
+    yield passed("templates", f"{folder}: site wording for {shown}")
+
+
 def check_allow_list(settings: Settings) -> Iterator[Check]:
     from outbox.allowlist import AllowList
     from outbox.errors import RecipientNotAllowed
@@ -442,6 +465,7 @@ CHECKS: dict[str, Callable[[Settings], Iterator[Check]]] = {
     "gpg": check_gpg,
     "smtp": check_smtp,
     "imap": check_imap,
+    "templates": check_templates,
     "allow-list": check_allow_list,
     "safety": check_safety,
 }

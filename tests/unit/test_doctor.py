@@ -52,6 +52,7 @@ def test_a_healthy_offline_install_passes(healthy: Env) -> None:
         "database file": Status.PASS,
         "stored files": Status.PASS,
         "gpg keys": Status.WARN,  # encrypt_at_rest = false in the test config
+        "templates": Status.PASS,
         "allow-list": Status.PASS,
     }
     assert [c.name for c in diagnosis.checks if c.status is Status.SKIP] == ["smtp", "imap"]
@@ -213,3 +214,18 @@ def test_the_greenmail_profile_loads_and_is_plain_text_on_loopback_only(tmp_path
     elsewhere.write_text(GREENMAIL.read_text().replace('host = "127.0.0.1"', 'host = "mail.example.org"', 1))
     with pytest.raises(ConfigError, match=r"\[smtp\] security"):
         load_settings(elsewhere)
+
+
+def test_a_broken_site_template_fails_and_a_good_one_passes(
+    make_env: Callable[..., Env], tmp_path: Path
+) -> None:
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (folder / "reminder.txt").write_text("Subject: $case_ref\n\nHello $customer_name\n")
+    env = make_env(provider={"templates_dir": str(folder)})
+    check = by_name(diagnose(env.config, skip=OFFLINE), "templates")
+    assert check.status is Status.FAIL and "customer_name" in check.detail and "docs/sending.md" in check.fix
+
+    (folder / "reminder.txt").write_text("Subject: Reminder $case_ref [$submission_token]\n\n$evidence\n")
+    check = by_name(diagnose(env.config, skip=OFFLINE), "templates")
+    assert check.status is Status.PASS and "reminder" in check.detail
