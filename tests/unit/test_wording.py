@@ -78,7 +78,7 @@ def test_a_reminder_carries_the_days_left_the_next_step_and_the_evidence() -> No
 def test_an_escalation_and_an_alert_render_from_the_defaults() -> None:
     words = wording()
     escalation = words.escalation(CASE, SUB, CORRECTION, level="escalation-1")
-    assert escalation.subject == "MHSS escalation escalation-1 - MH-100001 [S-000007]: correction overdue"
+    assert escalation.subject == "MHSS escalation-1 - MH-100001 [S-000007]: correction overdue"
     alert = words.send_failure(CASE, SUB, headline="bounced", reason="550 5.1.1 unknown user")
     assert "MH-100001 [S-000007]" in alert.subject and "550 5.1.1" in alert.body
     assert "queue retry 7" in alert.body
