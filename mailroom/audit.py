@@ -15,12 +15,14 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event as orm_event
+from sqlalchemy.orm import ORMExecuteState
 from sqlmodel import Session, col, select
 
 from mailroom.models import AuditEvent
 
 GENESIS = "0" * 64
 _HEAD = "mailroom.audit.head"
+_PENDING = "mailroom.audit.pending"
 # Serialises appends on PostgreSQL (SQLite's BEGIN IMMEDIATE already does); an arbitrary fixed key.
 _ADVISORY_KEY = 0x6D61696C726F6F6D
 
@@ -36,26 +38,41 @@ def record(
     from_state: str | None = None,
     to_state: str | None = None,
     detail: dict[str, Any] | None = None,
-) -> AuditEvent:
-    """Append one event inside the caller's transaction: it commits or rolls back with its change."""
+) -> None:
+    """Append one event inside the caller's transaction: it commits or rolls back with its change.
+
+    Events are written with one multi-row INSERT just before the transaction commits, or before any
+    query in it (so a read in the same transaction sees them): a send records three events, and building
+    each as an ORM object cost more than the rest of recording it.
+    """
     last_seq, last_hash = _chain_head(session)
-    event = AuditEvent(
-        seq=last_seq + 1,
-        at=at.astimezone(UTC),
-        actor=actor,
-        entity=entity,
-        entity_id=entity_id,
-        action=action,
-        from_state=from_state,
-        to_state=to_state,
-        detail=detail or {},
-        prev_hash=last_hash,
-        hash="",
-    )
-    event.hash = event_hash(event)
-    session.add(event)
-    session.info[_HEAD] = (event.seq, event.hash)
-    return event
+    row: dict[str, Any] = {
+        "seq": last_seq + 1,
+        "at": at.astimezone(UTC),
+        "actor": actor,
+        "entity": entity,
+        "entity_id": entity_id,
+        "action": action,
+        "from_state": from_state,
+        "to_state": to_state,
+        "detail": detail or {},
+        "prev_hash": last_hash,
+    }
+    row["hash"] = _digest(row)
+    session.info.setdefault(_PENDING, []).append(row)
+    session.info[_HEAD] = (row["seq"], row["hash"])
+
+
+@orm_event.listens_for(Session, "before_commit")
+def _write_pending(session: Session) -> None:
+    rows = session.info.pop(_PENDING, None)
+    if rows:
+        session.connection().execute(sa.insert(AuditEvent.__table__), rows)  # type: ignore[attr-defined]
+
+
+@orm_event.listens_for(Session, "do_orm_execute")
+def _write_pending_before_a_query(state: ORMExecuteState) -> None:
+    _write_pending(state.session)
 
 
 def _chain_head(session: Session) -> tuple[int, str]:
@@ -80,21 +97,30 @@ def _chain_head(session: Session) -> tuple[int, str]:
 @orm_event.listens_for(Session, "after_rollback")
 def _forget_head(session: Session) -> None:
     session.info.pop(_HEAD, None)
+    session.info.pop(_PENDING, None)
 
 
 def event_hash(event: AuditEvent) -> str:
-    body = {
-        "seq": event.seq,
-        "at": event.at.astimezone(UTC).isoformat(timespec="microseconds"),
-        "actor": event.actor,
-        "entity": event.entity,
-        "entity_id": event.entity_id,
-        "action": event.action,
-        "from_state": event.from_state,
-        "to_state": event.to_state,
-        "detail": event.detail,
-        "prev_hash": event.prev_hash,
-    }
+    return _digest({name: getattr(event, name) for name in _HASHED})
+
+
+_HASHED = (
+    "seq",
+    "at",
+    "actor",
+    "entity",
+    "entity_id",
+    "action",
+    "from_state",
+    "to_state",
+    "detail",
+    "prev_hash",
+)
+
+
+def _digest(fields: dict[str, Any]) -> str:
+    body = {name: fields[name] for name in _HASHED}
+    body["at"] = fields["at"].astimezone(UTC).isoformat(timespec="microseconds")
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
