@@ -83,6 +83,36 @@ class PassResult:
     released: int = 0  # claimed, then handed back unsent (the daemon is stopping, or the lease ran out)
 
 
+class GroupCommits:
+    """Sends recorded RECORD_GROUP to a commit, in a worker thread while the next messages go out; one
+    commit in flight at a time (one writer). Until a group commits, a crash means a resend with the same
+    Message-ID, which the contract allows; a commit per message would halve the outbox's rate."""
+
+    def __init__(self, record: Callable[[list[tuple[Claim, SendReceipt]]], None]) -> None:
+        self._record = record
+        self._pending: list[tuple[Claim, SendReceipt]] = []
+        self._in_flight: asyncio.Task[None] | None = None
+
+    async def add(self, claim: Claim, receipt: SendReceipt) -> None:
+        self._pending.append((claim, receipt))
+        if len(self._pending) >= RECORD_GROUP:
+            await self._wait()
+            group, self._pending = self._pending, []
+            self._in_flight = asyncio.create_task(asyncio.to_thread(self._record, group))
+
+    async def finish(self) -> None:
+        """Wait for the commit in flight, then commit what is left."""
+        await self._wait()
+        if self._pending:
+            group, self._pending = self._pending, []
+            await asyncio.to_thread(self._record, group)
+
+    async def _wait(self) -> None:
+        if self._in_flight is not None:
+            in_flight, self._in_flight = self._in_flight, None
+            await in_flight
+
+
 class Outbox:
     def __init__(
         self,
@@ -128,9 +158,7 @@ class Outbox:
         await asyncio.to_thread(self.recover_leases)
         feed = ClaimFeed(self.claim, chunk=CLAIM_CHUNK, limit=self.settings.outbox.batch_size)
         counts = {"sent": 0, "deferred": 0, "failed": 0, "released": 0}
-        sent: list[tuple[Claim, SendReceipt]] = []
-        # One group's commit runs in a worker thread while the next messages go out (one writer at a time).
-        recording: asyncio.Task[None] | None = None
+        commits = GroupCommits(self.record_sent)
         upcoming = self._next_group(feed)
         try:
             async with self.transport.session() as session:
@@ -151,26 +179,18 @@ class Outbox:
                             # The relay refused the session itself: the rest of the pass waits with this one.
                             counts[await asyncio.to_thread(self.record_failure, claim, refused)] += 1
                         else:
-                            outcome = await self._send_one(session, claim, built, sent)
+                            outcome = await self._send_one(session, claim, built, commits)
                             if outcome == "refused":
                                 refused = self._refused
                                 feed.close()
                                 outcome = "deferred"
                             counts[outcome] += 1
-                        if len(sent) >= RECORD_GROUP:
-                            if recording is not None:
-                                await recording
-                            recording = asyncio.create_task(asyncio.to_thread(self.record_sent, list(sent)))
-                            sent.clear()
                     if self._stopping:
                         break
         finally:
             feed.close()
             await asyncio.gather(upcoming, return_exceptions=True)  # no worker left claiming behind us
-            if recording is not None:
-                await recording
-            if sent:
-                await asyncio.to_thread(self.record_sent, sent)
+            await commits.finish()
             if feed.outstanding:
                 counts["released"] += await asyncio.to_thread(self.release, feed.outstanding)
         return PassResult(**counts)
@@ -187,7 +207,7 @@ class Outbox:
         session: MailSession,
         claim: Claim,
         built: Built,
-        sent: list[tuple[Claim, SendReceipt]],
+        commits: GroupCommits,
     ) -> str:
         if isinstance(built, CryptoError):
             failure = TransientSendError(f"cannot decrypt: {built}")
@@ -206,7 +226,7 @@ class Outbox:
         except SendError as exc:
             return await asyncio.to_thread(self.record_failure, claim, exc)
         self._relay_outage.recovered()
-        sent.append((claim, receipt))
+        await commits.add(claim, receipt)
         return "sent"
 
     # -- claiming ----------------------------------------------------------------------------------------
@@ -404,8 +424,7 @@ class Outbox:
     # -- recording outcomes --------------------------------------------------------------------------------
 
     def record_sent(self, sent: list[tuple[Claim, SendReceipt]]) -> None:
-        """Record a group of sends in one commit. Until it commits, a crash means a resend with the same
-        Message-ID, which the contract allows; one commit per message would halve the outbox's rate."""
+        """Record a group of sends (see GroupCommits) in one commit, and start their clocks."""
         now = self.now()
         with transaction(self.engine) as session:
             loaded = _load_rows(session, [claim for claim, _ in sent])
