@@ -502,16 +502,22 @@ class Inbox:
                 detail={**note, "dwp_reference": c.dwp_reference},
             )
         else:
-            audit.record(
-                session,
-                at=self.now(),
-                actor=actor,
-                entity="submission",
-                entity_id=sub.id,
-                action="acknowledgement-noted",
-                detail=note,
-            )
+            self._note(session, sub, "acknowledgement-noted", actor=actor, detail=note)
         self.clocks.on_reply(session, sub, at=at)
+
+    def _note(
+        self, session: Session, sub: Submission, action: str, *, actor: str, detail: dict[str, Any]
+    ) -> None:
+        """A timeline entry for a notice that changes no state (noted, repeated, delayed)."""
+        audit.record(
+            session,
+            at=self.now(),
+            actor=actor,
+            entity="submission",
+            entity_id=sub.id,
+            action=action,
+            detail=detail,
+        )
 
     def _reject(
         self,
@@ -524,30 +530,15 @@ class Inbox:
         note: dict[str, Any],
     ) -> None:
         if sub.state == SubmissionState.REJECTED:
-            audit.record(
-                session,
-                at=self.now(),
-                actor=actor,
-                entity="submission",
-                entity_id=sub.id,
-                action="rejection-repeated",
-                detail=note,
-            )
+            self._note(session, sub, "rejection-repeated", actor=actor, detail=note)
             return
         if sub.state == SubmissionState.SENDING:
             # Read before the outbox recorded the send: noted here, applied when the send is recorded.
             if sub.rejected_at is None:
                 sub.rejected_at = at
                 sub.rejection_reasons = list(c.reasons)
-            audit.record(
-                session,
-                at=self.now(),
-                actor=actor,
-                entity="submission",
-                entity_id=sub.id,
-                action="rejection-noted",
-                detail={**note, "reasons": list(c.reasons)},
-            )
+            reasons = {**note, "reasons": list(c.reasons)}
+            self._note(session, sub, "rejection-noted", actor=actor, detail=reasons)
             return
         if SubmissionState.REJECTED not in _moves(sub):
             raise Conflict(f"submission {sub.id} is {sub.state}; a rejection cannot apply to it")
@@ -583,15 +574,7 @@ class Inbox:
             "diagnostic": (dsn.diagnostic or "")[:200] if dsn else None,
         }
         if action != "failed" or SubmissionState.FAILED not in _moves(sub):
-            audit.record(
-                session,
-                at=self.now(),
-                actor=actor,
-                entity="submission",
-                entity_id=sub.id,
-                action=f"delivery-{action}",
-                detail=detail,
-            )
+            self._note(session, sub, f"delivery-{action}", actor=actor, detail=detail)
             return
         sub.failed_at = at
         store.move_submission(
