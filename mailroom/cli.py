@@ -414,16 +414,18 @@ def parse(cli: Cli, eml: Path, as_json: bool) -> None:
 def ingest(cli: Cli, emls: tuple[Path, ...], as_json: bool) -> None:
     """Process saved messages as if they had arrived (the same pipeline as IMAP)."""
     inbox = cli.inbox()
-    raws = [(eml, _read_file(eml)) for eml in emls]
-    for eml, raw in raws:
+    files = []
+    for eml in emls:
+        raw = _read_file(eml)
+        reading = inbox.read(raw)
         # A file that is not mail at all is a wrong argument, refused before anything is stored; from
         # IMAP the same bytes would be quarantined, since nobody is there to be told.
-        reading = inbox.read(raw)
         if reading.parsed is None:
             raise InputError(f"{eml}: {reading.problem or 'not an e-mail message'}")
+        files.append((eml, raw, reading))
     results = []
-    for eml, raw in raws:
-        result = inbox.ingest(raw, mailbox="ingest")
+    for eml, raw, reading in files:
+        result = inbox.ingest(raw, mailbox="ingest", reading=reading)
         results.append(
             {
                 "file": str(eml),

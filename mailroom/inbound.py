@@ -187,10 +187,12 @@ class Inbox:
         uid: int | None = None,
         received_at: datetime | None = None,
         stored: StoredFile | None = None,
+        reading: Reading | None = None,
     ) -> IngestResult:
         """Read, store, match and apply one message, in one transaction. `stored` is the raw message
-        already encrypted and written (`store_raw`, a batch at a time); it is deleted if not needed."""
-        reading = self.read(raw)
+        already encrypted and written (`store_raw`, a batch at a time); it is deleted if not needed.
+        `reading` is `read(raw)` when the caller has already made it."""
+        reading = reading or self.read(raw)
         received = received_at or self.now()
         with transaction(self.engine) as session:
             if uid is not None and uidvalidity is not None:
