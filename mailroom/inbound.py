@@ -203,7 +203,7 @@ class Inbox:
                 if stored is not None:
                     self.documents.delete(stored.path)
                 return duplicate
-            stored = stored or self.documents.put(raw, kind="inbound")
+            stored = self._raw_file(raw, stored)
             row = InboundMessage(
                 mailbox=mailbox,
                 uidvalidity=uidvalidity,
@@ -267,6 +267,12 @@ class Inbox:
         """Encrypt and write several raw messages with one gpg run, ahead of their ingest."""
         return self.documents.put_many(raws, kind="inbound")
 
+    def _raw_file(self, raw: bytes, stored: StoredFile | None) -> StoredFile:
+        """The raw message's encrypted file: the one `store_raw` wrote if still there, else a new one."""
+        if stored is not None and stored.path.exists():
+            return stored
+        return self.documents.put(raw, kind="inbound")
+
     def quarantine_failure(
         self,
         raw: bytes,
@@ -282,11 +288,7 @@ class Inbox:
         with transaction(self.engine) as session:
             if uid is not None and uidvalidity is not None:
                 _advance_cursor(session, mailbox, uidvalidity, uid, now=self.now())
-            stored = (
-                stored
-                if stored is not None and stored.path.exists()
-                else self.documents.put(raw, kind="inbound")
-            )
+            stored = self._raw_file(raw, stored)
             row = InboundMessage(
                 mailbox=mailbox,
                 uidvalidity=uidvalidity,
