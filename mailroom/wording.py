@@ -87,25 +87,27 @@ class Wording:
             )
         else:
             next_step = f"Check that the report reached DWP: `mailroom case show {case.case_ref}`."
+        report = self._report(case, sub)
         values = {
-            **self._report(case, sub),
+            **report,
             "what": WHAT[kind],
             "waiting_for": WAITING_FOR[kind],
             "due_date": self._day(clock.due_at),
             "days_left": str(max(self._calendar().working_days_between(now, clock.due_at), 0)),
             "level": level,
             "next_step": next_step,
-            "evidence": self._evidence(case, sub, clock, level),
+            "evidence": self._evidence(report, sub, clock, level),
         }
         return self.templates.render_notice("reminder", values)
 
     def escalation(self, case: Case, sub: Submission, clock: Clock, *, level: str) -> RenderedNotice:
+        report = self._report(case, sub)
         values = {
-            **self._report(case, sub),
+            **report,
             "due_date": self._day(clock.due_at),
             "level": level,
             "missing": MISSING[ClockKind(clock.kind)],
-            "evidence": self._evidence(case, sub, clock, level),
+            "evidence": self._evidence(report, sub, clock, level),
         }
         return self.templates.render_notice("escalation", values)
 
@@ -132,10 +134,10 @@ class Wording:
             "provider_name": self.settings.provider.name,
         }
 
-    def _evidence(self, case: Case, sub: Submission, clock: Clock, level: str) -> str:
-        label = self._report(case, sub)["report_type"]
+    def _evidence(self, report: Mapping[str, str], sub: Submission, clock: Clock, level: str) -> str:
+        case_ref, label = report["case_ref"], report["report_type"]
         lines = [
-            f"Case: {case.case_ref}",
+            f"Case: {case_ref}",
             f"Report: {label} (version {sub.version}), submission {sub.token}",
             f"Waiting for: {WAITING_FOR[ClockKind(clock.kind)]}",
             f"Since: {self._when(clock.started_at)}",
@@ -153,7 +155,7 @@ class Wording:
         if sub.rejected_at:
             reasons = ", ".join(sub.rejection_reasons)
             lines.append(f"  Returned for rework: {self._when(sub.rejected_at)} ({reasons})")
-        lines.append(f"Details: mailroom case show {case.case_ref}")
+        lines.append(f"Details: mailroom case show {case_ref}")
         return "\n".join(lines)
 
     def _calendar(self) -> WorkCalendar:
