@@ -254,16 +254,23 @@ def test_the_scenario_rejects_every_second_report_with_annex_f_reasons(
     assert sorted(second["rejection_reasons"]) == ["spelling-grammar", "support-not-justified"]
 
 
-@pytest.mark.integration
-def test_ignore_means_no_response_at_all(
-    make_harness: Callable[..., Harness], capsys: pytest.CaptureFixture[str]
-) -> None:
+def sent_and_ignored(make_harness: Callable[..., Harness], capsys: pytest.CaptureFixture[str]) -> Harness:
+    """One report sent to a DWP simulator told to ignore it."""
     harness = make_harness('[[rule]]\naction = "ignore"\n')
     info = harness.info
     assert run(["--config", str(info.config), "db", "upgrade"]) == 0
     submit(info, capsys, SAMPLES[0])
     cli_json(info, capsys, "run", "--once")
     assert harness.simulator.wait_for(EventKind.IGNORED, 1, WAIT)
+    return harness
+
+
+@pytest.mark.integration
+def test_ignore_means_no_response_at_all(
+    make_harness: Callable[..., Harness], capsys: pytest.CaptureFixture[str]
+) -> None:
+    harness = sent_and_ignored(make_harness, capsys)
+    info = harness.info
     assert harness.courier.wait_idle(WAIT)
     assert not (info.dwp_mail / "001-acknowledgement.eml").exists()
     assert state(info, capsys, "MH-100001")["state"] == "sent"
@@ -273,12 +280,7 @@ def test_ignore_means_no_response_at_all(
 def test_reject_and_deliver_by_hand(
     make_harness: Callable[..., Harness], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    harness = make_harness('[[rule]]\naction = "ignore"\n')
-    info = harness.info
-    assert run(["--config", str(info.config), "db", "upgrade"]) == 0
-    submit(info, capsys, SAMPLES[0])
-    cli_json(info, capsys, "run", "--once")
-    assert harness.simulator.wait_for(EventKind.IGNORED, 1, WAIT)
+    info = sent_and_ignored(make_harness, capsys).info
     cli_json(info, capsys, "harness", "reject", "1", "--reason", "incorrect-information")
     cli_json(info, capsys, "run", "--once")
     rejected = state(info, capsys, "MH-100001")
