@@ -61,6 +61,7 @@ from mailroom.claims import Claim
 from mailroom.daemon import Parts, build
 from mailroom.db import transaction
 from mailroom.models import Submission
+from mailroom.sending import DECRYPT_GROUP
 from mailroom.states import SubmissionState
 from outbox.transport import Envelope, SmtpTransport
 from tests.support import pdfs
@@ -145,11 +146,16 @@ def wire_messages(parts: Parts) -> list[Wire]:
             select(Submission).where(Submission.state == SubmissionState.SENT).order_by(col(Submission.id))
         ).all()
     lease = parts.now() + timedelta(minutes=5)
-    wires = []
+    claims = []
     for row in rows:
         assert row.id is not None and row.message_id is not None
-        envelope = parts.outbox.build(Claim("submission", row.id, row.message_id, row.attempts, lease))
-        wires.append(Wire(envelope, envelope.sender, envelope.recipients, envelope.content))
+        claims.append(Claim("submission", row.id, row.message_id, row.attempts, lease))
+    wires = []
+    for start in range(0, len(claims), DECRYPT_GROUP):
+        for envelope in parts.outbox.build_group(claims[start : start + DECRYPT_GROUP]):
+            if not isinstance(envelope, Envelope):
+                raise SystemExit(f"cannot rebuild a sent report: {envelope}")
+            wires.append(Wire(envelope, envelope.sender, envelope.recipients, envelope.content))
     return wires
 
 

@@ -348,13 +348,6 @@ class Outbox:
 
     # -- composing ---------------------------------------------------------------------------------------
 
-    def build(self, claim: Claim) -> Envelope:
-        """Decrypt, compose and serialise one message (see `build_group`)."""
-        built = self.build_group([claim])[0]
-        if isinstance(built, CryptoError | SendError):
-            raise built
-        return built
-
     def build_group(self, claims: list[Claim]) -> list[Built]:
         """Decrypt (one gpg run for the group), compose and serialise, off the event loop.
 
