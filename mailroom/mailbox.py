@@ -335,10 +335,9 @@ class Mailbox:
 
     # -- changing -----------------------------------------------------------------------------------------
 
-    def move(self, folder: str, uids: int | Sequence[int], target: str) -> None:
-        """Move messages (one UID or several, in one command): MOVE when offered, else COPY + \\Deleted +
-        (UID) EXPUNGE."""
-        chosen = [uids] if isinstance(uids, int) else list(uids)
+    def move(self, folder: str, uids: Sequence[int], target: str) -> None:
+        """Move messages in one command: MOVE when offered, else COPY + \\Deleted + (UID) EXPUNGE."""
+        chosen = list(uids)
         if not chosen:
             return
         with self._edge(f"move from {folder} to {target}"):

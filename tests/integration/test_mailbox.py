@@ -367,7 +367,7 @@ def test_move_puts_the_message_in_the_processed_folder(
     keep = dovecot.append(ALICE, options.inbox_folder, notice("stays"))
     uid = dovecot.append(ALICE, options.inbox_folder, notice("processed"))
 
-    mailbox.move(options.inbox_folder, uid, options.processed_folder)
+    mailbox.move(options.inbox_folder, [uid], options.processed_folder)
 
     assert uids_in(dovecot, options.inbox_folder) == [keep]
     assert len(uids_in(dovecot, options.processed_folder)) == 1
@@ -397,7 +397,7 @@ def test_move_without_the_move_capability_copies_and_expunges(
     uid = dovecot.append(ALICE, options.inbox_folder, notice("quarantined"))
 
     with Mailbox(replace(options, ignore_capabilities=frozenset(missing))) as box:
-        box.move(options.inbox_folder, uid, options.quarantine_folder)
+        box.move(options.inbox_folder, [uid], options.quarantine_folder)
 
     assert uids_in(dovecot, options.inbox_folder) == [keep]
     with Mailbox(options) as box:
