@@ -31,10 +31,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from mailroom.config import Settings, load_settings  # noqa: E402
-from mailroom.db import make_engine, upgrade  # noqa: E402
-from mailroom.service import NewCase  # noqa: E402
-from mailroom.wiring import make_mailroom  # noqa: E402
+from mailroom.core.config import Settings  # noqa: E402
+from mailroom.daemon.wiring import make_mailroom  # noqa: E402
+from mailroom.edges.configfile import load_settings  # noqa: E402
+from mailroom.service.cases import NewCase  # noqa: E402
+from mailroom.store.engine import make_engine, upgrade  # noqa: E402
 from tests.support.dovecot import ALICE, Dovecot  # noqa: E402
 from tests.support.gpg import GpgHome, GpgKey  # noqa: E402
 

@@ -48,10 +48,10 @@ from bench.common import (
     stop_daemon,
     workdir,
 )
-from mailroom.config import DaemonSettings
-from mailroom.daemon import build
-from mailroom.db import make_engine, transaction
-from mailroom.models import Clock, Escalation, Submission
+from mailroom.core.config import DaemonSettings
+from mailroom.daemon.app import build
+from mailroom.store.engine import make_engine, transaction
+from mailroom.store.models import Clock, Escalation, Submission
 from tests.support import pdfs
 from tests.support.dovecot import Dovecot
 from tests.support.smtpd import Received, SmtpServer

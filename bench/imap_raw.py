@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT))
 
 from imapclient import IMAPClient  # noqa: E402
 
-from mailroom.mailbox import ImapOptions, Mailbox  # noqa: E402
+from mailroom.edges.imap import ImapOptions  # noqa: E402
+from mailroom.edges.mailbox import Mailbox  # noqa: E402
 from tests.support.dovecot import ALICE, Dovecot  # noqa: E402
 
 FOLDER = "Bench"

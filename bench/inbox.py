@@ -7,7 +7,7 @@
    out-of-office replies to those reports, and DWP provider bulletins (some with a PDF). The same folder
    is fetched twice with bare imapclient (bench/imap_raw.py: SEARCH, FETCH BODY.PEEK[] in batches of
    100; the faster run counts), then read once by the production watcher (`InboxWatcher.catch_up`, wired
-   by `mailroom.daemon.build`): fetch, parse, classify, judge trust, match, store the raw message
+   by `mailroom.daemon.app.build`): fetch, parse, classify, judge trust, match, store the raw message
    gpg-encrypted, commit the effects, MOVE the notice to the processed folder. Logins are outside both
    timings. Goal (issue 4): pipeline rate >= 0.5 x the bare fetch rate.
 2. Latency: `mailroom run` starts as a child process and idles in IMAP IDLE; M acknowledgements are
@@ -58,14 +58,14 @@ from bench.common import (
     workdir,
 )
 from bench.imap_raw import FetchFigures, raw_fetch
-from mailroom import store
-from mailroom.daemon import Parts, build
-from mailroom.db import transaction
+from mailroom.core.states import SubmissionState
+from mailroom.daemon.app import Parts, build
+from mailroom.daemon.watcher import InboxWatcher
 from mailroom.harness import dwp
-from mailroom.models import Document, InboundMessage, Submission
-from mailroom.notices import new_message_id
-from mailroom.states import SubmissionState
-from mailroom.watcher import InboxWatcher
+from mailroom.service.notices import new_message_id
+from mailroom.store import queries
+from mailroom.store.engine import transaction
+from mailroom.store.models import Document, InboundMessage, Submission
 from outbox.compose import report_subject
 from tests.support import pdfs
 from tests.support.dovecot import ALICE, Dovecot
@@ -110,7 +110,7 @@ def seed_sent_reports(parts: Parts, refs: list[str], count: int) -> list[SentRep
     now = parts.now()
     sent: list[SentReport] = []
     with transaction(parts.engine) as session:
-        cases = [store.require_case(session, ref) for ref in refs]
+        cases = [queries.require_case(session, ref) for ref in refs]
         documents = [_placeholder(session, case.id, now) for case in cases if case.id is not None]
         for number in range(count):
             case, document = cases[number % len(cases)], documents[number % len(cases)]
@@ -151,7 +151,7 @@ def _mark_sent(parts: Parts, session: Session, sub: Submission, now: datetime) -
         (SubmissionState.SENT, "sent"),
     )
     for target, action in steps:
-        store.move_submission(session, sub, target, now=now, actor="bench", action=action)
+        queries.move_submission(session, sub, target, now=now, actor="bench", action=action)
     parts.clocks.on_reports_sent(session, [sub], now=now)
 
 
@@ -351,7 +351,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    logging.getLogger("mailroom.daemon").setLevel(logging.ERROR)
+    logging.getLogger("mailroom.daemon.app").setLevel(logging.ERROR)
     print(f"load average at start: {load_average()}")
     rng = random.Random(args.seed)
     refs = case_refs(args.cases)

@@ -6,7 +6,7 @@
    `Mailroom.submit` as `mailroom submit` runs it: read, preflight (pdfplumber), gpg-encrypt at rest,
    store, queue. Timed on its own: the intake rate.
 2. Outbox: `Outbox.run_once` passes back to back until the queue is empty, with the production wiring
-   (`mailroom.daemon.build`): claim a batch under a lease, gpg-decrypt and compose each report, send over one
+   (`daemon.app.build`): claim a batch under a lease, gpg-decrypt and compose each report, send over one
    verified STARTTLS + AUTH connection per pass, commit the 250 reply and start the clocks.
 3. Baseline: the very same wire bytes (rebuilt by the outbox after the timed run) sent with plain aiosmtplib
    over one connection with one SSLContext, twice; the faster run counts. Connecting and AUTH are inside
@@ -41,7 +41,7 @@ from sqlmodel import col, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import mailroom.service
+import mailroom.service.mailroom
 from bench.common import (
     BenchConfig,
     CpuTime,
@@ -57,12 +57,12 @@ from bench.common import (
     rate,
     workdir,
 )
-from mailroom.claims import Claim
-from mailroom.daemon import Parts, build
-from mailroom.db import transaction
-from mailroom.models import Submission
-from mailroom.sending import DECRYPT_GROUP
-from mailroom.states import SubmissionState
+from mailroom.core.claims import Claim
+from mailroom.core.states import SubmissionState
+from mailroom.daemon.app import Parts, build
+from mailroom.service.sending import DECRYPT_GROUP
+from mailroom.store.engine import transaction
+from mailroom.store.models import Submission
 from outbox.transport import Envelope, SmtpTransport
 from tests.support import pdfs
 
@@ -174,7 +174,7 @@ async def bare_send(relay: RelayAddress, wires: list[Wire]) -> float:
 
 def intake_timers(parts: Parts) -> StageTimes:
     stages = StageTimes()
-    stages.wrap(mailroom.service, "preflight", "preflight (pdfplumber)")
+    stages.wrap(mailroom.service.mailroom, "preflight", "preflight (pdfplumber)")
     stages.wrap(parts.mailroom.documents, "put", "store the document (encrypt, write, fsync)")
     stages.wrap(parts.mailroom.documents.cipher, "encrypt", "  of which gpg encrypt")
     return stages
@@ -254,7 +254,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    logging.getLogger("mailroom.daemon").setLevel(logging.ERROR)  # "no [imap] username": none is needed here
+    logging.getLogger("mailroom.daemon.app").setLevel(logging.ERROR)  # "no [imap] username": none needed here
     print(f"load average at start: {load_average()}")
     refs = case_refs(args.cases)
     with workdir(args.keep) as root, RelayProcess() as relay, gpg_key() as (home, key):

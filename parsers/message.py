@@ -21,7 +21,6 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email import header as email_header
 from email import policy as email_policy
 from email.generator import BytesGenerator
 from email.headerregistry import HeaderRegistry
@@ -31,17 +30,16 @@ from email.utils import parsedate_to_datetime
 from io import BytesIO
 
 from parsers import docx
+from parsers.charsets import clean, decode_bytes, decode_header_value, unsmuggle
 from parsers.errors import MalformedMessage, PdfError
 from parsers.html import html_to_text
+from parsers.quoting import strip_quoted_history
 from parsers.refs import find_message_ids
 from parsers.types import Attachment, ParsedMessage
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
-    "decode_bytes",
-    "decode_header_value",
     "parse_message",
-    "strip_quoted_history",
 ]
 
 log = logging.getLogger(__name__)
@@ -67,16 +65,6 @@ _KNOWN_HEADERS = frozenset(
     {"from", "to", "cc", "subject", "date", "message-id", "in-reply-to", "references", "received"}
     | {"return-path", "mime-version", "content-type", "sender", "reply-to", "authentication-results"}
 )
-_CHARSET_ALIASES = {
-    "iso-8859-8-i": "iso-8859-8",
-    "cp-1252": "windows-1252",
-    "win-1252": "windows-1252",
-    "ansi_x3.4-1968": "ascii",
-    "x-unknown": "",
-    "unknown-8bit": "",
-    "us-ascii": "",
-    "ascii": "",
-}
 # One mailbox: an optional display name (quoted without escapes, or plain words without specials) and an
 # angle address, or a bare address; ASCII atext local part and an ASCII host name. Anything else is parsed.
 _ADDR_SPEC = r"[\w.!#$%&'*+/=?^`{|}~-]+@[A-Za-z0-9.-]+"
@@ -86,7 +74,6 @@ _SIMPLE_FROM = re.compile(
     rf"""|^[ \t]*({_ADDR_SPEC})[ \t]*$""",
     re.ASCII,
 )
-_SMUGGLED = re.compile("[\udc80-\udcff]")
 # The registry builds a new header class on every lookup; one class, built once, parses every From.
 _FROM_HEADER = HeaderRegistry()["from"]
 _PDF_NAME = re.compile(r"\.pdf\s*$", re.IGNORECASE)
@@ -180,41 +167,8 @@ def _decode_headers(msg: Message, notes: _Notes) -> tuple[tuple[str, str], ...]:
         if len(value) > MAX_HEADER_CHARS:
             notes.defects.append("header-too-long")
             value = value[:MAX_HEADER_CHARS]
-        decoded.append((_clean(str(name)), decode_header_value(value)))
+        decoded.append((clean(str(name)), decode_header_value(value)))
     return tuple(decoded)
-
-
-def decode_header_value(value: str) -> str:
-    """A header value as text: RFC 2047 words decoded (unknown charsets as UTF-8/cp1252), unfolded."""
-    value = _unsmuggle(value)
-    if "=?" not in value:
-        return _clean(value)
-    try:
-        pieces = email_header.decode_header(value)
-    except Exception:  # email.header raises several types on broken encoded words; keep the raw text
-        return _clean(value)
-    return _clean("".join(_piece(data, charset) for data, charset in pieces))
-
-
-def _piece(data: bytes | str, charset: str | None) -> str:
-    if isinstance(data, str):
-        return data
-    if charset is None:
-        # decode_header hands back the unencoded runs between encoded words in this codec.
-        return data.decode("raw-unicode-escape")
-    return decode_bytes(data, charset)[0]
-
-
-def _unsmuggle(value: str) -> str:
-    """Raw 8-bit bytes in a header arrive as surrogate escapes; read them as UTF-8, else cp1252."""
-    if _SMUGGLED.search(value):
-        return decode_bytes(value.encode("utf-8", "surrogateescape"), None)[0]
-    return value
-
-
-def _clean(value: str) -> str:
-    """Unfold and trim a header value (after turning any smuggled raw bytes into text)."""
-    return re.sub(r"[\r\n]+[ \t]*", " ", _unsmuggle(value)).strip()
 
 
 def _first(headers: Iterable[tuple[str, str]], name: str) -> str | None:
@@ -230,7 +184,7 @@ def _from_addresses(msg: Message, notes: _Notes) -> tuple[str, ...]:
     found: list[str] = []
     for name, value in msg.raw_items():
         if name.lower() == "from":
-            found.extend(_addresses(_unsmuggle(str(value)[:MAX_HEADER_CHARS]), notes))
+            found.extend(_addresses(unsmuggle(str(value)[:MAX_HEADER_CHARS]), notes))
     return tuple(dict.fromkeys(found))
 
 
@@ -244,16 +198,16 @@ def _addresses(value: str, notes: _Notes) -> list[str]:
     if len(value) > MAX_FROM_CHARS:
         # The full parser is quadratic on some shapes (15,000 quote marks took 6.5 s).
         notes.defects.append("from-too-long")
-        return _strict_addresses(_clean(value))
+        return _strict_addresses(clean(value))
     try:
         parsed = _FROM_HEADER("from", value)
     except Exception:  # the structured parser raises on some malformed values; see _strict_addresses
         notes.defects.append("from-unreadable")
-        return _strict_addresses(_clean(value))
+        return _strict_addresses(clean(value))
     specs = [a.addr_spec.lower() for a in getattr(parsed, "addresses", ()) if a.username and a.domain]
     if not specs:
         notes.defects.append("from-unreadable")
-    return [_clean(spec) for spec in specs]
+    return [clean(spec) for spec in specs]
 
 
 _ANGLE_ADDRESS = re.compile(r"<([^<>\s@\"]+@[^<>\s@\"]+)>")
@@ -375,27 +329,6 @@ def _decode_part_text(part: Message, notes: _Notes) -> str:
     return text
 
 
-def decode_bytes(data: bytes, charset: str | None) -> tuple[str, str | None]:
-    """Text from bytes in a declared charset; unknown or missing charsets fall back to UTF-8, then cp1252.
-
-    Returns the text and a defect name when the charset could not be used as declared.
-    """
-    name = (charset or "").strip().strip('"').lower()
-    name = _CHARSET_ALIASES.get(name, name)
-    if name:
-        try:
-            return data.decode(name, "replace"), None
-        except (LookupError, ValueError, TypeError):
-            # LookupError: unknown or not a text codec (e.g. "base64"); UnicodeError: codecs such as idna
-            # that refuse the "replace" handler.
-            pass
-    try:
-        return data.decode("utf-8"), ("unknown-charset" if name else None)
-    except UnicodeDecodeError:
-        # cp1252 is what "latin-1" mail almost always is (WHATWG maps one to the other).
-        return data.decode("cp1252", "replace"), ("unknown-charset" if name else "undeclared-8bit")
-
-
 def _filename(part: Message) -> str | None:
     try:
         name = part.get_filename()
@@ -497,7 +430,7 @@ def _delivery_report(part: Message, ctype: str) -> Attachment:
     payload = part.get_payload()
     if isinstance(payload, list):
         blocks = [
-            "\n".join(f"{name}: {_clean(str(value))}" for name, value in block.raw_items())
+            "\n".join(f"{name}: {clean(str(value))}" for name, value in block.raw_items())
             for block in payload
             if isinstance(block, Message)
         ]
@@ -508,96 +441,4 @@ def _delivery_report(part: Message, ctype: str) -> Attachment:
 
 
 def _clean_lines(text: str) -> str:
-    return "\n".join(_clean(line) if line.strip() else "" for line in text.splitlines())
-
-
-# --- quoted history --------------------------------------------------------------------------------------
-
-_ORIGINAL_MESSAGE = re.compile(
-    r"^\s*-{2,}\s*(original message|ursprüngliche nachricht|message d'origine|mensaje original)\s*-{2,}\s*$",
-    re.IGNORECASE,
-)
-_FORWARD_MARKER = re.compile(
-    r"^\s*(-{2,}\s*forwarded message\s*-{2,}|begin forwarded message:|-{2,}\s*forwarded by .*)\s*$",
-    re.IGNORECASE,
-)
-_UNDERSCORES = re.compile(r"^\s*_{10,}\s*$")
-_HEADER_FROM = re.compile(r"^\s*\*?(from|von|de|van)\s*:\*?\s*\S", re.IGNORECASE)
-_HEADER_SENT = re.compile(r"^\s*\*?(sent|date|gesendet|datum|envoyé)\s*:\*?\s*\S", re.IGNORECASE)
-_HEADER_OTHER = re.compile(r"^\s*\*?(to|subject|an|betreff|objet|cc)\s*:\*?", re.IGNORECASE)
-_ON_WROTE = re.compile(r"^\s*On\s.{0,300}\swrote:\s*$", re.IGNORECASE)
-_SIGNATURE = re.compile(r"^-- ?$")
-_FORWARD_SUBJECT = re.compile(r"^\s*(fw|fwd|wg|tr)\s*:", re.IGNORECASE)
-
-
-def strip_quoted_history(text: str, subject: str = "") -> str:
-    """The part of a body its sender wrote now: no quoted lines, earlier messages or signature.
-
-    A forward keeps the forwarded message (up to the next earlier one), because that is the content: a
-    DWP colleague forwarding a rejection notice. So does a body that opens with a header block.
-    """
-    lines = text.splitlines()
-    first = _history_start(lines, 0)
-    if first is None:
-        kept = lines
-    elif _is_forward(lines, first, subject):
-        second = _history_start(lines, first + 1 + _header_block_length(lines, first))
-        kept = lines[: second if second is not None else len(lines)]
-    else:
-        kept = lines[:first]
-    fresh: list[str] = []
-    for line in kept:
-        if _SIGNATURE.match(line):
-            break
-        if not line.lstrip().startswith(">"):
-            fresh.append(line)
-    return "\n".join(fresh).strip()
-
-
-def _history_start(lines: list[str], start: int) -> int | None:
-    for index in range(start, len(lines)):
-        if _starts_history(lines, index):
-            return index
-    return None
-
-
-def _starts_history(lines: list[str], index: int) -> bool:
-    line = lines[index]
-    if _ORIGINAL_MESSAGE.match(line) or _FORWARD_MARKER.match(line):
-        return True
-    if _UNDERSCORES.match(line):
-        return _next_is_header_block(lines, index + 1)
-    if _HEADER_FROM.match(line):
-        return _next_is_header_block(lines, index)
-    if line.lstrip().lower().startswith("on "):
-        # "On <date>, <name> wrote:" is often wrapped over two or three lines.
-        joined = (" ".join(lines[index : index + size]) for size in (1, 2, 3))
-        return any(_ON_WROTE.match(candidate) for candidate in joined)
-    return False
-
-
-def _next_is_header_block(lines: list[str], index: int) -> bool:
-    """An Outlook-style "From: / Sent: / To: / Subject:" block starts at `index` (blank lines skipped)."""
-    block = [line for line in lines[index : index + 8] if line.strip()][:5]
-    if not block or not _HEADER_FROM.match(block[0]):
-        return False
-    return any(_HEADER_SENT.match(line) for line in block[1:]) and any(
-        _HEADER_OTHER.match(line) for line in block
-    )
-
-
-def _header_block_length(lines: list[str], index: int) -> int:
-    length = 0
-    for line in lines[index + 1 : index + 10]:
-        if line.strip() and not (
-            _HEADER_FROM.match(line) or _HEADER_SENT.match(line) or _HEADER_OTHER.match(line)
-        ):
-            break
-        length += 1
-    return length
-
-
-def _is_forward(lines: list[str], first: int, subject: str) -> bool:
-    if _FORWARD_SUBJECT.match(subject) or _FORWARD_MARKER.match(lines[first]):
-        return True
-    return not any(line.strip() for line in lines[:first])
+    return "\n".join(clean(line) if line.strip() else "" for line in text.splitlines())

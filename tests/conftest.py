@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from mailroom.cli import run
+from mailroom.cli.main import run
 
 HMAC_KEY = "k" * 48
 

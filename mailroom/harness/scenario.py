@@ -30,8 +30,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from mailroom.config import PREFLIGHT_CHECKS
-from mailroom.errors import ConfigError
+from mailroom.core.config import PREFLIGHT_CHECKS
+from mailroom.core.errors import ConfigError
 
 DEFAULT_ACK_SECONDS = 0.5
 DEFAULT_REJECT_SECONDS = 5.0

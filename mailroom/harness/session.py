@@ -21,10 +21,10 @@ from types import FrameType
 
 from rich.console import Console
 
-from mailroom.db import make_engine, upgrade
-from mailroom.documents import ensure_private_dir
 from mailroom.harness.simulator import SimulatorEvent
 from mailroom.harness.world import Harness, HarnessInfo
+from mailroom.store.documents import ensure_private_dir
+from mailroom.store.engine import make_engine, upgrade
 
 DAEMON_STOP_SECONDS = 15.0
 
@@ -71,7 +71,7 @@ def run_harness(options: HarnessOptions, out: Console) -> int:
 
 def upgrade_database(info: HarnessInfo) -> None:
     """`mailroom db upgrade` for the harness's config."""
-    from mailroom.config import load_settings
+    from mailroom.edges.configfile import load_settings
 
     settings = load_settings(info.config)
     engine = make_engine(settings.store.url)

@@ -20,11 +20,11 @@ from email.policy import default as default_policy
 from enum import StrEnum
 from pathlib import Path
 
-from mailroom.config import Settings
+from mailroom.core.config import Settings
 from mailroom.harness import dwp
 from mailroom.harness.courier import Courier
 from mailroom.harness.scenario import Decision, ReportFacts, Scenario
-from mailroom.service import preflight_policy
+from mailroom.service.mailroom import preflight_policy
 from parsers.preflight import Outcome, preflight
 from parsers.refs import find_case_refs
 

@@ -38,9 +38,10 @@ from typing import Any, Self
 
 import trustme
 
-from mailroom.config import Settings, load_settings
-from mailroom.documents import write_private
-from mailroom.errors import InputError
+from mailroom.core.config import Settings
+from mailroom.core.errors import InputError
+from mailroom.daemon.wiring import system_now
+from mailroom.edges.configfile import load_settings
 from mailroom.harness.configfile import AUTHSERV_ID, MAILBOX, TEAM, ConfigInputs, config_text
 from mailroom.harness.courier import Courier
 from mailroom.harness.dovecot import HOST, Dovecot
@@ -50,7 +51,7 @@ from mailroom.harness.relay import Relay, RelayedMail
 from mailroom.harness.samples import write_samples
 from mailroom.harness.scenario import DEFAULT_SCENARIO, load_scenario
 from mailroom.harness.simulator import DwpSimulator, SimulatorEvent
-from mailroom.wiring import system_now
+from mailroom.store.documents import write_private
 
 log = logging.getLogger(__name__)
 # Unix socket paths (Dovecot's in dovecot/run, gpg-agent's in gnupg/) end at 108 bytes.

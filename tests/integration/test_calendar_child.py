@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from mailroom.clockwork import work_calendar, work_calendar_in_child
-from mailroom.config import settings_from_mapping
+from mailroom.core.config_parse import settings_from_mapping
+from mailroom.service.clocks import work_calendar, work_calendar_in_child
 
 pytestmark = pytest.mark.integration
 

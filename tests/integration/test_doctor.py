@@ -18,7 +18,7 @@ import gnupg
 import pytest
 import trustme
 
-from mailroom.doctor import Check, Diagnosis, Status, diagnose
+from mailroom.cli.doctor import Check, Diagnosis, Status, diagnose
 from mailroom.harness.dovecot import ServerUnavailable, free_ports
 from mailroom.harness.gpg import GpgHome
 from mailroom.harness.session import upgrade_database

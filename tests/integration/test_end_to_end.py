@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from mailroom.config import load_settings
-from mailroom.daemon import build
+from mailroom.daemon.app import build
+from mailroom.daemon.runners import Heartbeat
+from mailroom.edges.configfile import load_settings
 from mailroom.harness import dwp
 from mailroom.harness.gpg import GpgHome
-from mailroom.runners import Heartbeat
 from tests.conftest import Env
 from tests.support import pdfs
 from tests.support.dovecot import ALICE, Dovecot

@@ -24,9 +24,10 @@ from typing import Any
 
 import pytest
 
-from mailroom.cli import run
-from mailroom.config import DEFAULT_REJECTION_REASONS, Settings, load_settings
-from mailroom.errors import ConfigError, InputError
+from mailroom.cli.main import run
+from mailroom.core.config import DEFAULT_REJECTION_REASONS, Settings
+from mailroom.core.errors import ConfigError, InputError
+from mailroom.edges.configfile import load_settings
 from mailroom.harness.configfile import AUTHSERV_ID, MAILBOX
 from mailroom.harness.dovecot import ServerUnavailable, check_installed, port_open
 from mailroom.harness.samples import SAMPLES, SampleReport

@@ -18,15 +18,15 @@ from typing import Any, TypeVar
 
 import pytest
 
-from mailroom.mailbox import (
+from mailroom.edges.imap import (
+    ImapConnection,
     ImapOptions,
-    Mailbox,
     MailboxAuthError,
     MailboxError,
     MailboxUnavailable,
     UidValidityChanged,
-    _Client,
 )
+from mailroom.edges.mailbox import Mailbox
 from tests.integration.conftest import unavailable
 from tests.support.dovecot import ALICE, Dovecot, ServerUnavailable
 
@@ -309,11 +309,13 @@ def test_mail_that_arrived_after_the_catch_up_wakes_at_once(
 def test_exists_sent_with_the_idle_continuation_is_not_lost_in_the_read_buffer(
     dovecot: Dovecot, options: ImapOptions
 ) -> None:
-    # Regression test for the workaround in mailbox._Client: Dovecot reports mail that arrived since the
+    # Regression test for the workaround in imap.ImapConnection: Dovecot reports mail that arrived since the
     # last command right after "+ idling", in the same TLS record; imapclient reads that record into its
     # buffer while looking for the "+", where a poll on the socket cannot see it.
     folder = options.inbox_folder
-    client = _Client(dovecot.host, port=dovecot.imaps_port, ssl_context=dovecot.ssl_context(), timeout=5)
+    client = ImapConnection(
+        dovecot.host, port=dovecot.imaps_port, ssl_context=dovecot.ssl_context(), timeout=5
+    )
     client.login(ALICE, dovecot.password(ALICE))
     client.select_folder(folder)
     dovecot.deliver_lmtp(ALICE, notice("reported at idle start"), folder=folder)

@@ -13,10 +13,10 @@ from email.message import EmailMessage
 
 import pytest
 
-from mailroom.config import load_settings
-from mailroom.daemon import build
+from mailroom.daemon.app import build
+from mailroom.edges.configfile import load_settings
 from mailroom.harness import dwp
-from mailroom.sending import CLAIM_CHUNK, Outbox
+from mailroom.service.sending import CLAIM_CHUNK, Outbox
 from tests.conftest import Env
 from tests.support import pdfs
 from tests.support.smtpd import SmtpServer

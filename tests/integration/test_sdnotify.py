@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mailroom.sdnotify import SystemdNotifier, notify_address
+from mailroom.edges.sdnotify import SystemdNotifier, notify_address
 
 pytestmark = pytest.mark.integration
 
@@ -92,7 +92,7 @@ def test_abstract_namespace_socket_is_reached() -> None:
 
 
 def test_without_systemd_every_call_is_a_quiet_no_op(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="mailroom.sdnotify")
+    caplog.set_level(logging.DEBUG, logger="mailroom.edges.sdnotify")
     notifier = SystemdNotifier({})
 
     assert not notifier.enabled
@@ -103,7 +103,7 @@ def test_without_systemd_every_call_is_a_quiet_no_op(caplog: pytest.LogCaptureFi
 
 
 def test_missing_socket_never_raises_and_logs_once(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="mailroom.sdnotify")
+    caplog.set_level(logging.DEBUG, logger="mailroom.edges.sdnotify")
     with tempfile.TemporaryDirectory(prefix="sdn-") as folder:
         notifier = SystemdNotifier({"NOTIFY_SOCKET": str(Path(folder) / "gone")})
 
@@ -115,7 +115,7 @@ def test_missing_socket_never_raises_and_logs_once(caplog: pytest.LogCaptureFixt
 
 
 def test_recovery_after_an_unreachable_socket_is_logged(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG, logger="mailroom.sdnotify")
+    caplog.set_level(logging.DEBUG, logger="mailroom.edges.sdnotify")
     with tempfile.TemporaryDirectory(prefix="sdn-") as folder:
         path = str(Path(folder) / "notify")
         notifier = SystemdNotifier({"NOTIFY_SOCKET": path})

@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from mailroom.config import load_settings
-from mailroom.daemon import imap_mailbox, smtp_transport
+from mailroom.daemon.app import imap_mailbox, smtp_transport
+from mailroom.edges.configfile import load_settings
+from mailroom.edges.imap import MailboxAuthError
 from mailroom.harness import dwp
 from mailroom.harness.dovecot import ALICE, Dovecot, ServerUnavailable
-from mailroom.mailbox import MailboxAuthError
 from outbox.errors import SendError
 from tests.conftest import Env, base_sections, write_config
 from tests.integration.conftest import unavailable

@@ -8,7 +8,7 @@ import aiosmtplib
 import pytest
 
 from outbox.errors import PermanentSendError, SendError, SessionRefused, TransientSendError
-from outbox.transport import all_refused, classify_failure
+from outbox.smtp_errors import all_refused, classify_failure
 from outbox.types import SmtpStage
 
 WHERE = "relay.example:587"

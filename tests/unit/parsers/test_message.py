@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from parsers.charsets import decode_bytes
 from parsers.errors import MalformedMessage
-from parsers.message import MAX_HEADER_CHARS, MAX_HEADERS, MAX_NEW_TEXT_CHARS, decode_bytes, parse_message
+from parsers.message import MAX_HEADER_CHARS, MAX_HEADERS, MAX_NEW_TEXT_CHARS, parse_message
 from tests.unit.parsers.mail import INBOX, OUR_ID, multipart, pdf_with_lines, raw_message
 
 

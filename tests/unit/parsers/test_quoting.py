@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from parsers.message import strip_quoted_history
+from parsers.quoting import strip_quoted_history
 
 OUTLOOK_BLOCK = (
     "From: Provider Reports <reports@provider.example>\nSent: 23 November 2026 09:58\n"

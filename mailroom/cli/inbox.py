@@ -1,0 +1,137 @@
+"""Inbound mail: `parse`, `ingest` and `inbox [--state S]`, `inbox assign|dismiss`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mailroom.cli.frame import (
+    Cli,
+    actor,
+    json_option,
+    out,
+    pass_cli,
+    print_json,
+    print_table,
+    read_file,
+)
+from mailroom.core.errors import InputError
+
+
+@click.command("parse")
+@click.argument("eml", type=click.Path(path_type=Path))
+@json_option
+@pass_cli
+def parse(cli: Cli, eml: Path, as_json: bool) -> None:
+    """Classify a saved message offline and print what was found; changes nothing."""
+    from mailroom.service.reading import classify_policy, read_message, reading_view
+
+    settings = cli.settings()
+    view = reading_view(read_message(read_file(eml), settings, classify_policy(settings)), settings)
+    if as_json:
+        print_json(view)
+        return
+    for key, value in view.items():
+        out.print(f"{key:>18}: {value}", markup=False)
+
+
+@click.command("ingest")
+@click.argument("emls", nargs=-1, required=True, type=click.Path(path_type=Path))
+@json_option
+@pass_cli
+def ingest(cli: Cli, emls: tuple[Path, ...], as_json: bool) -> None:
+    """Process saved messages as if they had arrived (the same pipeline as IMAP)."""
+    inbox = cli.inbox()
+    files = []
+    for eml in emls:
+        raw = read_file(eml)
+        reading = inbox.read(raw)
+        # A file that is not mail at all is a wrong argument, refused before anything is stored; from
+        # IMAP the same bytes would be quarantined, since nobody is there to be told.
+        if reading.parsed is None:
+            raise InputError(f"{eml}: {reading.problem or 'not an e-mail message'}")
+        files.append((eml, raw, reading))
+    results = []
+    for eml, raw, reading in files:
+        result = inbox.ingest(raw, mailbox="ingest", reading=reading)
+        results.append(
+            {
+                "file": str(eml),
+                "id": result.inbound_id,
+                "kind": result.kind,
+                "state": result.state,
+                "duplicate": result.duplicate,
+                "detail": result.detail,
+            }
+        )
+    if as_json:
+        print_json(results)
+        return
+    print_table(
+        "Ingested",
+        ["file", "message", "kind", "state", "note"],
+        [
+            [r["file"], r["id"], r["kind"], r["state"], "duplicate" if r["duplicate"] else r["detail"]]
+            for r in results
+        ],
+    )
+
+
+@click.group("inbox", invoke_without_command=True)
+@click.option("--state", help="unmatched, quarantined, ... (default: both of those).")
+@json_option
+@click.pass_context
+def inbox_group(ctx: click.Context, state: str | None, as_json: bool) -> None:
+    """Inbound mail waiting for a person; subcommands decide about one."""
+    if ctx.invoked_subcommand is not None:
+        return
+    rows = ctx.find_object(Cli).inbox().listing(state=state)  # type: ignore[union-attr]
+    if as_json:
+        print_json(rows)
+        return
+    print_table(
+        "Inbox",
+        ["id", "state", "kind", "trusted", "sender", "received", "why"],
+        [
+            [r["id"], r["state"], r["kind"], r["trusted"], r["sender"], r["received_at"], r["detail"]]
+            for r in rows
+        ],
+    )
+
+
+@inbox_group.command("assign")
+@click.argument("message_id", type=int)
+@click.argument("case_ref")
+@click.option(
+    "--submission", "submission_id", type=int, help="Which submission (default: the only sent one)."
+)
+@json_option
+@pass_cli
+def inbox_assign(cli: Cli, message_id: int, case_ref: str, submission_id: int | None, as_json: bool) -> None:
+    """Say which case a message is about; its effects apply as if it had matched (audited as you)."""
+    row = cli.inbox().assign(message_id, case_ref, submission_id=submission_id, actor=actor())
+    if as_json:
+        print_json({"id": row.id, "state": row.state, "submission_id": row.submission_id})
+    else:
+        out.print(f"message {row.id} assigned to submission {row.submission_id}")
+
+
+@inbox_group.command("dismiss")
+@click.argument("message_id", type=int)
+@json_option
+@pass_cli
+def inbox_dismiss(cli: Cli, message_id: int, as_json: bool) -> None:
+    """Take a message out of the review queue without any effect."""
+    row = cli.inbox().dismiss(message_id, actor=actor())
+    if as_json:
+        print_json({"id": row.id, "state": row.state})
+    else:
+        out.print(f"message {row.id} dismissed")
+
+
+COMMANDS: tuple[click.Command, ...] = (
+    parse,
+    ingest,
+    inbox_group,
+)

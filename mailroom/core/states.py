@@ -1,0 +1,87 @@
+"""States of submissions and inbound messages, and the moves between them (design.md §3).
+
+Pure: the store asks `require_transition` before it writes a new state, so a move the table does not list
+can never reach the database. Clock states live in `mailroom.deadlines`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+
+from mailroom.core.errors import InvalidTransition
+
+
+class SubmissionState(StrEnum):
+    RECEIVED = "received"
+    PREFLIGHT_FAILED = "preflight_failed"
+    QUEUED = "queued"
+    SENDING = "sending"
+    DEFERRED = "deferred"
+    SENT = "sent"
+    ACKNOWLEDGED = "acknowledged"
+    REJECTED = "rejected"
+    ACCEPTED = "accepted"  # the decision window closed with no rejection received; DWP sends no approval
+    SUPERSEDED = "superseded"
+    FAILED = "failed"
+    HELD = "held"
+    CANCELLED = "cancelled"
+
+
+S = SubmissionState
+
+SUBMISSION_MOVES: Mapping[SubmissionState, frozenset[SubmissionState]] = {
+    S.RECEIVED: frozenset({S.QUEUED, S.PREFLIGHT_FAILED, S.HELD, S.CANCELLED}),
+    S.PREFLIGHT_FAILED: frozenset({S.CANCELLED, S.HELD}),
+    S.QUEUED: frozenset({S.SENDING, S.HELD, S.CANCELLED}),
+    # A lease that expires puts `sending` back to `queued`; the same Message-ID is reused.
+    S.SENDING: frozenset({S.SENT, S.DEFERRED, S.FAILED, S.QUEUED}),
+    S.DEFERRED: frozenset({S.SENDING, S.HELD, S.CANCELLED, S.FAILED, S.QUEUED}),
+    S.SENT: frozenset({S.ACKNOWLEDGED, S.REJECTED, S.ACCEPTED, S.FAILED, S.SUPERSEDED}),
+    S.ACKNOWLEDGED: frozenset({S.REJECTED, S.ACCEPTED, S.FAILED, S.SUPERSEDED}),
+    # A late rejection after the decision window is still a rejection: DWP's word wins over our clock.
+    S.ACCEPTED: frozenset({S.REJECTED, S.SUPERSEDED}),
+    S.REJECTED: frozenset({S.SUPERSEDED}),
+    S.FAILED: frozenset({S.QUEUED, S.CANCELLED, S.SUPERSEDED}),
+    S.HELD: frozenset({S.QUEUED, S.CANCELLED}),
+    S.SUPERSEDED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+
+# States in which the outbox may still send the report.
+SENDABLE = frozenset({S.QUEUED, S.DEFERRED})
+# States that show the report reached DWP's inbox (or was at least handed to our relay with a 250).
+DELIVERED = frozenset({S.SENT, S.ACKNOWLEDGED, S.REJECTED, S.ACCEPTED, S.SUPERSEDED})
+
+
+class InboundState(StrEnum):
+    NEW = "new"
+    MATCHED = "matched"
+    UNMATCHED = "unmatched"
+    QUARANTINED = "quarantined"
+    IGNORED = "ignored"
+    ASSIGNED = "assigned"
+    DISMISSED = "dismissed"
+
+
+I = InboundState  # noqa: E741 - a short alias for the table below
+
+INBOUND_MOVES: Mapping[InboundState, frozenset[InboundState]] = {
+    I.NEW: frozenset({I.MATCHED, I.UNMATCHED, I.QUARANTINED, I.IGNORED}),
+    I.UNMATCHED: frozenset({I.ASSIGNED, I.DISMISSED}),
+    I.QUARANTINED: frozenset({I.ASSIGNED, I.DISMISSED}),
+    I.MATCHED: frozenset(),
+    I.IGNORED: frozenset({I.ASSIGNED, I.DISMISSED}),
+    I.ASSIGNED: frozenset(),
+    I.DISMISSED: frozenset(),
+}
+
+
+def require_submission_move(submission_id: int, current: str, target: SubmissionState) -> None:
+    if target not in SUBMISSION_MOVES[SubmissionState(current)]:
+        raise InvalidTransition("submission", submission_id, current, target)
+
+
+def require_inbound_move(message_id: int, current: str, target: InboundState) -> None:
+    if target not in INBOUND_MOVES[InboundState(current)]:
+        raise InvalidTransition("message", message_id, current, target)

@@ -1,0 +1,223 @@
+"""`mailroom run`: one asyncio process with four runners (intake, outbox, inbox, deadlines).
+
+Wiring only: it builds the real adapters from the settings, starts the runners, feeds the systemd
+watchdog while every runner is alive, and stops within seconds on SIGTERM or SIGINT without losing work
+(everything that matters is already committed; an unfinished send is resent with the same Message-ID).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.engine import Engine
+
+from mailroom.core.config import Settings
+from mailroom.core.errors import ConfigError
+from mailroom.daemon.runners import Heartbeat, periodic
+from mailroom.daemon.watcher import InboxWatcher
+from mailroom.daemon.wiring import make_mailroom, system_now
+from mailroom.edges.configfile import read_secret
+from mailroom.edges.imap import ImapOptions
+from mailroom.edges.mailbox import Mailbox
+from mailroom.edges.sdnotify import SystemdNotifier
+from mailroom.edges.tokens import TokenCommand
+from mailroom.service.clocks import ClockKeeper, work_calendar_in_child
+from mailroom.service.inbound import Inbox
+from mailroom.service.intake import Intake
+from mailroom.service.mailroom import Mailroom
+from mailroom.service.sending import Outbox
+from outbox.allowlist import AllowList
+from outbox.errors import SendError
+from outbox.transport import SmtpTransport
+from outbox.types import SmtpOptions
+
+log = logging.getLogger(__name__)
+Now = Callable[[], datetime]
+INTAKE_INTERVAL = 5.0
+STOP_GRACE = 8.0
+
+
+@dataclass
+class Parts:
+    """Every adapter and use-case object of one daemon, built once from the settings."""
+
+    settings: Settings
+    engine: Engine
+    now: Now
+    clocks: ClockKeeper
+    mailroom: Mailroom
+    outbox: Outbox
+    inbox: Inbox
+    intake: Intake
+    watcher: InboxWatcher | None
+
+
+def smtp_transport(settings: Settings) -> SmtpTransport:
+    s = settings.smtp
+    password = None
+    if s.username and s.auth == "login":
+        password = read_secret(s.password_file, source=settings.source, key="[smtp] password_file")
+    token = (
+        TokenCommand(s.token_command, source=settings.source, key="[smtp] token_command")
+        if s.auth == "xoauth2"
+        else None
+    )
+    options = SmtpOptions(
+        host=s.host,
+        port=s.port,
+        security=s.security,
+        username=s.username or None,
+        password=password,
+        auth=s.auth,
+        token_provider=token,
+        token_refused=token.forget if token else None,
+        ca_file=str(s.ca_file) if s.ca_file else None,
+        timeout=s.timeout_seconds,
+        allow_insecure_loopback=s.allow_insecure_loopback,
+        redirect_all_to=settings.outbox.redirect_all_to or None,
+        local_hostname=s.local_hostname or None,
+    )
+    try:
+        return SmtpTransport(options, AllowList(settings.allowed_recipients()))
+    except (ValueError, SendError) as exc:
+        raise ConfigError(settings.source, "[smtp]", str(exc)) from None
+
+
+def imap_mailbox(settings: Settings) -> Mailbox | None:
+    i = settings.imap
+    if not i.username:
+        log.warning("[imap] username is empty: DWP's replies will not be read")
+        return None
+    password = ""
+    if i.auth == "login":
+        password = read_secret(i.password_file, source=settings.source, key="[imap] password_file")
+    token = (
+        TokenCommand(i.token_command, source=settings.source, key="[imap] token_command")
+        if i.auth == "xoauth2"
+        else None
+    )
+    return Mailbox(
+        ImapOptions.from_settings(
+            i, password=password, token_provider=token, token_refused=token.forget if token else None
+        )
+    )
+
+
+def build(settings: Settings, *, now: Now = system_now, engine: Engine | None = None) -> Parts:
+    mailroom = make_mailroom(settings, engine=engine, now=now)
+    engine, documents = mailroom.engine, mailroom.documents
+    clocks = ClockKeeper(settings, work_calendar_in_child(settings))
+    outbox = Outbox(settings, engine, documents, smtp_transport(settings), now, clocks)
+    inbox = Inbox(settings, engine, documents, now, clocks, mailroom.nino_key)
+    mailbox = imap_mailbox(settings)
+    watcher = InboxWatcher(mailbox, inbox, engine) if mailbox else None
+    return Parts(settings, engine, now, clocks, mailroom, outbox, inbox, Intake(settings, mailroom), watcher)
+
+
+async def run_once(parts: Parts) -> dict[str, object]:
+    """One pass of every runner, in the order a report travels: intake, send, read replies, clocks, send."""
+    report: dict[str, object] = {"intake": await asyncio.to_thread(parts.intake.scan)}
+    report["outbox"] = (await parts.outbox.run_once()).__dict__
+    if parts.watcher:
+        try:
+            report["inbox"] = await asyncio.to_thread(parts.watcher.catch_up)
+        finally:
+            await asyncio.to_thread(parts.watcher.mailbox.close)
+    report["clocks"] = (await asyncio.to_thread(parts.clocks.sweep, parts.engine, parts.now())).__dict__
+    # Reminders and escalations the sweep queued go out in the same pass.
+    report["notices"] = (await parts.outbox.run_once()).__dict__
+    return report
+
+
+async def run_forever(parts: Parts) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    heartbeat = Heartbeat()
+    notifier = SystemdNotifier()
+    scheduler = AsyncIOScheduler(event_loop=loop)
+    scheduler.add_job(
+        _sweep,
+        "interval",
+        args=(parts, heartbeat),
+        seconds=parts.settings.daemon.sweep_seconds,
+        max_instances=1,
+        coalesce=True,
+        next_run_time=datetime.now(UTC),
+    )
+    scheduler.start()
+    tasks = [
+        asyncio.create_task(
+            periodic(
+                "outbox",
+                lambda: _outbox_pass(parts),
+                stop=stop,
+                interval=parts.settings.outbox.poll_seconds,
+                heartbeat=heartbeat,
+            ),
+            name="outbox",
+        ),
+        asyncio.create_task(
+            periodic(
+                "intake",
+                lambda: asyncio.to_thread(parts.intake.scan),
+                stop=stop,
+                interval=INTAKE_INTERVAL,
+                heartbeat=heartbeat,
+            ),
+            name="intake",
+        ),
+    ]
+    if parts.watcher:
+        tasks.append(asyncio.create_task(parts.watcher.run(stop, heartbeat), name="inbox"))
+    watchdog = asyncio.create_task(_watchdog(notifier, heartbeat, stop), name="watchdog")
+    notifier.ready(status="running")
+    log.info("mailroom running: %d runner(s)", len(tasks) + 1)
+    await stop.wait()
+    notifier.stopping()
+    log.info("stopping")
+    parts.outbox.stop()
+    if parts.watcher:
+        parts.watcher.stop()
+    scheduler.shutdown(wait=False)
+    _, pending = await asyncio.wait(tasks, timeout=STOP_GRACE)
+    for task in pending:
+        task.cancel()
+    watchdog.cancel()
+    await asyncio.gather(*pending, watchdog, return_exceptions=True)
+    log.info("stopped")
+
+
+async def _outbox_pass(parts: Parts) -> bool:
+    """One outbox pass; True when it took a full batch, so the runner goes again without sleeping."""
+    result = await parts.outbox.run_once()
+    return result.sent + result.deferred + result.failed >= parts.settings.outbox.batch_size
+
+
+async def _sweep(parts: Parts, heartbeat: Heartbeat) -> None:
+    try:
+        await asyncio.to_thread(parts.clocks.sweep, parts.engine, parts.now())
+    except Exception:  # a failed sweep is retried at the next interval; the daemon stays up
+        log.exception("deadline sweep failed")
+    heartbeat.beat("deadlines")
+
+
+async def _watchdog(notifier: SystemdNotifier, heartbeat: Heartbeat, stop: asyncio.Event) -> None:
+    interval = notifier.watchdog_interval()
+    if interval is None:
+        return
+    while not stop.is_set():
+        stale = heartbeat.stale(max_age=max(interval * 4, 120.0))
+        if stale:
+            # Let systemd restart us: a runner that stopped making progress is worse than a restart.
+            log.error("runner(s) not making progress: %s; withholding the watchdog ping", ", ".join(stale))
+        else:
+            notifier.watchdog()
+        await asyncio.sleep(interval / 2)

@@ -1,0 +1,175 @@
+"""The IMAP watcher: catch up by UID, then wait on IDLE as a doorbell, reconnecting with backoff.
+
+Correctness comes from the stored cursor (UIDVALIDITY + last UID), never from IDLE: every wake-up, and
+every reconnect, runs the same catch-up. The IMAP client lives in one worker thread at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+
+from sqlalchemy.engine import Engine
+
+from mailroom.daemon.runners import Backoff, Heartbeat, sleep_or_stop
+from mailroom.edges.imap import FetchedMessage, MailboxAuthError, MailboxError, MailboxUnavailable
+from mailroom.edges.leader import Leadership
+from mailroom.edges.mailbox import Mailbox
+from mailroom.service.inbound import Disposition, Inbox, cursor_for
+from mailroom.service.outage import OutageLog
+from mailroom.store.documents import StoredFile
+from mailroom.store.engine import transaction
+from outbox.errors import CryptoError
+
+log = logging.getLogger(__name__)
+AUTH_RETRY_SECONDS = 600.0
+STANDBY_SECONDS = 30.0
+
+
+FILE_BATCH = 50  # messages moved per IMAP command during a catch-up
+STORE_GROUP = 25  # raw messages encrypted per gpg run during a catch-up
+
+
+class InboxWatcher:
+    def __init__(self, mailbox: Mailbox, inbox: Inbox, engine: Engine) -> None:
+        self.mailbox = mailbox
+        self.inbox = inbox
+        self.engine = engine
+        o = mailbox.options
+        self.folder = o.inbox_folder
+        self.key = f"imap:{o.username}@{o.host}:{o.port}/{o.inbox_folder}"
+
+    def catch_up(self) -> int:
+        """Process every message after the cursor; returns how many were new. Blocking: run in a thread."""
+        reconnected = not self.mailbox.connected
+        if reconnected:
+            self.mailbox.connect()
+        uidvalidity = self.mailbox.uidvalidity(self.folder)
+        with transaction(self.engine) as session:
+            cursor = cursor_for(session, self.key)
+            last_uid = cursor.last_uid if cursor and cursor.uidvalidity == uidvalidity else 0
+            if cursor and cursor.uidvalidity != uidvalidity:
+                log.warning(
+                    "%s: UIDVALIDITY changed; re-reading the folder (nothing is applied twice)", self.key
+                )
+        if reconnected:
+            self.refile(uidvalidity, last_uid)
+        count = 0
+        # Moves go out a batch at a time, after the commits they follow; if the connection drops first,
+        # `refile` on the next connection finishes them.
+        filing: dict[Disposition, list[int]] = {}
+        fetching = self.mailbox.fetch_since(self.folder, last_uid, expect_uidvalidity=uidvalidity)
+        while group := list(itertools.islice(fetching, STORE_GROUP)):
+            # One gpg run stores the whole group's raw messages; each is then ingested on its own.
+            stored = self.inbox.store_raw([fetched.raw for fetched in group])
+            for fetched, raw_file in zip(group, stored, strict=True):
+                disposition, new = self._ingest(fetched, raw_file)
+                count += new
+                filing.setdefault(disposition, []).append(fetched.uid)
+                if sum(map(len, filing.values())) >= FILE_BATCH:
+                    self._file(filing)
+        self._file(filing)
+        return count
+
+    def _ingest(self, fetched: FetchedMessage, stored: StoredFile) -> tuple[Disposition, int]:
+        """Where the message goes, and 1 if it was new (0 for a copy of one seen before)."""
+        try:
+            result = self.inbox.ingest(
+                fetched.raw,
+                mailbox=self.key,
+                uidvalidity=fetched.uidvalidity,
+                uid=fetched.uid,
+                received_at=fetched.internaldate,
+                stored=stored,
+            )
+        except MailboxError:
+            raise
+        except Exception as exc:  # one bad message must not stop the mailbox
+            log.exception("message UID %s could not be processed; quarantined for replay", fetched.uid)
+            self.inbox.quarantine_failure(
+                fetched.raw,
+                mailbox=self.key,
+                uidvalidity=fetched.uidvalidity,
+                uid=fetched.uid,
+                error=exc,
+                stored=stored,
+            )
+            return Disposition.QUARANTINE, 1
+        return result.disposition, 0 if result.duplicate else 1
+
+    def refile(self, uidvalidity: int, last_uid: int) -> int:
+        """File messages that were processed but are still in the folder: the daemon stopped (or the
+        connection dropped) between committing a message's effects and moving it. Runs once per connection;
+        messages left for people to read (out-of-office, bulletins) stay where they are."""
+        uids = self.mailbox.uids_through(self.folder, last_uid)
+        where = self.inbox.filing(self.key, uidvalidity, uids) if uids else {}
+        filing: dict[Disposition, list[int]] = {}
+        for uid, disposition in where.items():
+            filing.setdefault(disposition, []).append(uid)
+        filed = self._file(filing)
+        if filed:
+            log.info("%s: filed %d message(s) whose move had been cut off", self.key, filed)
+        return filed
+
+    def _file(self, filing: dict[Disposition, list[int]]) -> int:
+        """Move what is pending, one command per destination; messages left for people stay. Empties
+        `filing` and returns how many were moved."""
+        o = self.mailbox.options
+        destinations = {
+            Disposition.PROCESSED: o.processed_folder,
+            Disposition.QUARANTINE: o.quarantine_folder,
+        }
+        moved = 0
+        for disposition, destination in destinations.items():
+            uids = sorted(filing.pop(disposition, []))
+            if uids:
+                self.mailbox.move(self.folder, uids, destination)
+                moved += len(uids)
+        filing.clear()
+        return moved
+
+    async def run(self, stop: asyncio.Event, heartbeat: Heartbeat) -> None:
+        outage = OutageLog(f"IMAP {self.mailbox.options.where}")
+        storage = OutageLog("encrypted storage of inbound mail (gpg)")
+        backoff = Backoff(random.Random())
+        renew = self.mailbox.options.idle_renew_minutes * 60.0
+        leader = Leadership(self.engine, f"imap-watcher:{self.key}")
+        while not stop.is_set():
+            if not await asyncio.to_thread(leader.acquire):
+                # Another daemon on this database reads the mailbox; stand by in case it goes away.
+                heartbeat.beat("inbox")
+                if await sleep_or_stop(stop, STANDBY_SECONDS):
+                    break
+                continue
+            try:
+                await asyncio.to_thread(self.catch_up)
+                outage.recovered()
+                storage.recovered()
+                backoff.reset()
+                heartbeat.beat("inbox")
+                await asyncio.to_thread(self.mailbox.wait_for_change, self.folder, min(renew, 30.0))
+                heartbeat.beat("inbox")
+                continue
+            except MailboxAuthError as exc:
+                # A wrong password is an operator matter, not a bug: one line, no traceback.
+                log.error("IMAP login refused (%s); check [imap] username and password_file", exc)  # noqa: TRY400
+                delay = AUTH_RETRY_SECONDS
+            except (MailboxUnavailable, MailboxError, OSError) as exc:
+                delay = backoff.next_delay()
+                outage.failed(exc, retry_in=delay)
+            except CryptoError as exc:
+                # Nothing can be stored (a key or the gpg home went away), so nothing is read: the mail
+                # waits on the server, the cursor where it was, until `mailroom doctor` says gpg is fine.
+                delay = backoff.next_delay()
+                storage.failed(exc, retry_in=delay)
+            await asyncio.to_thread(self.mailbox.close)
+            heartbeat.beat("inbox")
+            if await sleep_or_stop(stop, delay):
+                break
+        await asyncio.to_thread(self.mailbox.close)
+        await asyncio.to_thread(leader.release)
+
+    def stop(self) -> None:
+        self.mailbox.stop()

@@ -1,0 +1,431 @@
+"""Clocks in the store: started and met by events, swept for reminders and escalations.
+
+The arithmetic is pure (`mailroom.workdays`, `mailroom.deadlines`); this module writes its results. Every
+reminder or escalation is one `escalations` row per (clock, level) under a unique constraint, written in
+the same transaction as the notice it queues, so it goes out once: across restarts and across two
+daemons on one database.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from mailroom.core.config import ClockSettings, EscalationSettings, Settings
+from mailroom.core.deadlines import (
+    ActionKind,
+    ClockKind,
+    ClockPolicy,
+    ClockSnapshot,
+    ClockState,
+    DueAction,
+    can_move,
+    due_actions,
+    preview,
+    start_clock,
+    state_moves,
+)
+from mailroom.core.errors import ConfigError
+from mailroom.core.states import SUBMISSION_MOVES, SubmissionState
+from mailroom.core.workdays import WorkCalendar
+from mailroom.service.notices import queue_notice
+from mailroom.service.wording import Wording
+from mailroom.store import audit, queries
+from mailroom.store.engine import transaction
+from mailroom.store.models import Case, Clock, Escalation, Submission
+
+log = logging.getLogger(__name__)
+ACTOR = "daemon:clocks"
+ACTIVE = (ClockState.RUNNING, ClockState.BREACHED, ClockState.ESCALATED)
+
+# What each clock waits for, in words for the notices.
+
+
+def clock_policy(settings: Settings) -> ClockPolicy:
+    c, e = settings.clocks, settings.escalation
+    try:
+        return _clock_policy(c, e)
+    except ValueError as exc:
+        raise ConfigError(settings.source, "[clocks]", str(exc)) from None
+
+
+def _clock_policy(c: ClockSettings, e: EscalationSettings) -> ClockPolicy:
+    return ClockPolicy(
+        acknowledgement_days=c.acknowledgement_days,
+        decision_days=c.decision_days,
+        correction_days=c.correction_days,
+        correction_reminders=c.correction_reminders,
+        acknowledgement_reminders=c.acknowledgement_reminders,
+        repeat_every_days=e.repeat_every_days,
+        max_escalations=e.max_escalations,
+        count_event_day=c.count_event_day,
+    )
+
+
+def work_calendar_in_child(settings: Settings) -> WorkCalendar:
+    """The same calendar, computed by a short-lived child process.
+
+    The holidays package imports every country it knows (~9 MB) to build one; the long-running daemon
+    keeps only the dates. Errors in the child are the same config errors as in-process.
+    """
+    c = settings.calendar
+    request = json.dumps({"division": c.division, "day_end": c.day_end.isoformat(), "tz": c.timezone})
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _CALENDAR_CHILD],
+            input=request,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        answer = json.loads(done.stdout)
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return work_calendar(settings)  # the child could not run: build it here, at the memory cost
+    if "error" in answer:
+        raise ConfigError(settings.source, "[calendar]", answer["error"])
+    return WorkCalendar(
+        name=c.division,
+        bank_holidays=frozenset(date.fromisoformat(d) for d in answer["dates"]),
+        extra_closures=frozenset(c.extra_closures),
+        tz=ZoneInfo(c.timezone),
+        day_end=c.day_end,
+        first_year=answer["first_year"],
+        last_year=answer["last_year"],
+        holidays_version=answer["version"],
+    )
+
+
+_CALENDAR_CHILD = """
+import json, sys
+from datetime import time
+from mailroom.core.workdays import WorkCalendar
+ask = json.load(sys.stdin)
+try:
+    cal = WorkCalendar.for_division(ask["division"], day_end=time.fromisoformat(ask["day_end"]), tz=ask["tz"])
+except ValueError as exc:
+    print(json.dumps({"error": str(exc)}))
+else:
+    dates = sorted(d.isoformat() for d in cal.bank_holidays)
+    print(json.dumps({"dates": dates, "version": cal.holidays_version,
+                      "first_year": cal.first_year, "last_year": cal.last_year}))
+"""
+
+
+def work_calendar(settings: Settings) -> WorkCalendar:
+    c = settings.calendar
+    try:
+        return WorkCalendar.for_division(
+            c.division, extra_closures=c.extra_closures, day_end=c.day_end, tz=c.timezone
+        )
+    except ValueError as exc:
+        raise ConfigError(settings.source, "[calendar]", str(exc)) from None
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    reminders: int = 0
+    escalations: int = 0
+    accepted: int = 0
+    skipped: int = 0
+
+
+def close_clocks(
+    session: Session,
+    submission_id: int | None,
+    kind: ClockKind | None,
+    target: ClockState,
+    *,
+    at: datetime,
+    why: str,
+    actor: str = ACTOR,
+) -> None:
+    """Meet or cancel every active clock of a submission (of one kind, or all): running, breached and
+    escalated alike, so nothing keeps escalating after a resubmission, a hold, a cancel or an erasure."""
+    query = select(Clock).where(Clock.submission_id == submission_id, col(Clock.state).in_(list(ACTIVE)))
+    if kind is not None:
+        query = query.where(Clock.kind == kind)
+    for clock in session.exec(query).all():
+        _move_clock(session, clock, target, at=at, action=f"clock-{target}", detail={"why": why}, actor=actor)
+
+
+def _move_clock(
+    session: Session,
+    clock: Clock,
+    target: ClockState,
+    *,
+    at: datetime,
+    action: str,
+    detail: dict[str, Any] | None = None,
+    actor: str = ACTOR,
+) -> None:
+    current = ClockState(clock.state)
+    if not can_move(current, target):
+        return
+    clock.state = target
+    if target in (ClockState.MET, ClockState.CANCELLED):
+        clock.closed_at = at
+    session.add(clock)
+    audit.record(
+        session,
+        at=at,
+        actor=actor,
+        entity="clock",
+        entity_id=clock.id,
+        action=action,
+        from_state=current,
+        to_state=target,
+        detail={"kind": clock.kind, **(detail or {})},
+    )
+
+
+class ClockKeeper:
+    def __init__(self, settings: Settings, calendar: WorkCalendar | None = None) -> None:
+        self.settings = settings
+        self.calendar = calendar or work_calendar(settings)
+        self.policy = clock_policy(settings)
+        self.wording = Wording(settings, self.calendar)
+        self.wording.check()  # a broken site template stops the start, not the first escalation
+
+    # -- events --------------------------------------------------------------------------------------------
+
+    def start(self, session: Session, sub: Submission, kind: ClockKind, *, at: datetime) -> Clock:
+        return self._start(session, [(sub, kind)], at=at)[0]
+
+    def _start(
+        self, session: Session, wanted: Sequence[tuple[Submission, ClockKind]], *, at: datetime
+    ) -> list[Clock]:
+        """Start clocks that all begin at `at`: one plan per kind, one flush for the lot."""
+        plans = {kind: start_clock(kind, at, self.policy, self.calendar) for kind in {k for _, k in wanted}}
+        clocks = []
+        for sub, kind in wanted:
+            assert sub.id is not None
+            plan = plans[kind]
+            clocks.append(
+                Clock(
+                    kind=kind,
+                    state=ClockState.RUNNING,
+                    case_id=sub.case_id,
+                    submission_id=sub.id,
+                    started_at=plan.started_at,
+                    due_at=plan.due_at,
+                    calendar=plan.calendar_name,
+                    holidays_version=plan.holidays_version,
+                )
+            )
+        session.add_all(clocks)
+        session.flush()  # the audit events name the clocks' ids
+        for clock in clocks:
+            plan = plans[ClockKind(clock.kind)]
+            audit.record(
+                session,
+                at=at,
+                actor=ACTOR,
+                entity="clock",
+                entity_id=clock.id,
+                action="clock-started",
+                to_state=ClockState.RUNNING,
+                detail={
+                    "kind": clock.kind,
+                    "submission": clock.submission_id,
+                    "due_at": plan.due_at.isoformat(),
+                    "calendar": plan.calendar_name,
+                    "holidays": plan.holidays_version,
+                },
+            )
+        return clocks
+
+    def on_reports_sent(self, session: Session, subs: Sequence[Submission], *, now: datetime) -> None:
+        """Reports left for DWP: expect an acknowledgement for each, and open its decision window."""
+        if not subs:
+            return
+        self._start(
+            session,
+            [(sub, kind) for sub in subs for kind in (ClockKind.ACKNOWLEDGEMENT, ClockKind.DECISION)],
+            at=now,
+        )
+        for sub in subs:
+            if sub.supersedes_id is not None:
+                self._supersede(session, sub, now=now)
+
+    def _supersede(self, session: Session, sub: Submission, *, now: datetime) -> None:
+        assert sub.supersedes_id is not None
+        old = queries.get_submission(session, sub.supersedes_id)
+        if SubmissionState.SUPERSEDED in SUBMISSION_MOVES[SubmissionState(old.state)]:
+            queries.move_submission(
+                session,
+                old,
+                SubmissionState.SUPERSEDED,
+                now=now,
+                actor=ACTOR,
+                action="superseded",
+                detail={"by": sub.id},
+            )
+        # The resubmission is what the correction clock waited for; the old report's other clocks end too.
+        close_clocks(session, old.id, None, ClockState.MET, at=now, why=f"superseded by submission {sub.id}")
+
+    def on_reply(self, session: Session, sub: Submission, *, at: datetime) -> None:
+        """Any trusted reply from DWP about the submission meets its acknowledgement clock."""
+        close_clocks(session, sub.id, ClockKind.ACKNOWLEDGEMENT, ClockState.MET, at=at, why="reply received")
+
+    def on_rejected(self, session: Session, sub: Submission, *, at: datetime) -> None:
+        self.on_reply(session, sub, at=at)
+        close_clocks(session, sub.id, ClockKind.DECISION, ClockState.MET, at=at, why="rejection received")
+        self.start(session, sub, ClockKind.CORRECTION, at=at)
+
+    def on_failed(self, session: Session, sub: Submission, *, at: datetime) -> None:
+        close_clocks(session, sub.id, None, ClockState.CANCELLED, at=at, why="delivery failed")
+
+    # -- the sweep -------------------------------------------------------------------------------------------
+
+    def sweep(self, engine: sa.Engine, now: datetime) -> SweepResult:
+        """Fire every level now due, once. Safe to run at any time and from two daemons at once."""
+        counts = {"reminders": 0, "escalations": 0, "accepted": 0, "skipped": 0}
+        with transaction(engine) as session:
+            clocks = self._active(session, lock=True)
+            snapshots = [snap for snap, _, _ in clocks.values()]
+            for action in due_actions(snapshots, now, self.calendar, self.policy):
+                _, clock, case = clocks[action.clock_id]
+                counts[self._fire(session, clock, case, action, now=now)] += 1
+        result = SweepResult(**counts)
+        if any(counts.values()):
+            log.info("deadline sweep: %s", result)
+        return result
+
+    def preview(self, engine: sa.Engine, as_of: date) -> list[dict[str, Any]]:
+        """`mailroom clocks --as-of DATE`: running clocks and what would fire on that day. Changes nothing."""
+        with transaction(engine) as session:
+            clocks = self._active(session, lock=False)
+        actions = preview([snap for snap, _, _ in clocks.values()], as_of, self.calendar, self.policy)
+        firing: dict[int, list[DueAction]] = {}
+        for action in actions:
+            firing.setdefault(action.clock_id, []).append(action)
+        return [
+            {
+                "clock_id": snap.id,
+                "case_ref": case.case_ref,
+                "submission_id": snap.submission_id,
+                "kind": snap.kind,
+                "state": snap.state,
+                "started_at": snap.started_at.isoformat(),
+                "due_at": snap.due_at.isoformat(),
+                "calendar": clock.calendar,
+                "fires": [
+                    {"level": a.level, "action": a.kind, "at": a.due_at.isoformat()}
+                    for a in firing.get(snap.id, [])
+                ],
+            }
+            for snap, clock, case in clocks.values()
+        ]
+
+    def _active(self, session: Session, *, lock: bool) -> dict[int, tuple[ClockSnapshot, Clock, Case]]:
+        query = (
+            select(Clock, Case)
+            .join(Case, col(Case.id) == col(Clock.case_id))
+            .where(col(Clock.state).in_(list(ACTIVE)))
+            .order_by(col(Clock.due_at))
+        )
+        if lock:
+            # PostgreSQL: a second daemon waits here, then sees the levels this one recorded.
+            query = query.with_for_update(of=Clock)
+        rows = session.exec(query).all()
+        fired: dict[int, set[str]] = {}
+        ids = [clock.id for clock, _ in rows]
+        if ids:
+            for clock_id, level in session.exec(
+                select(Escalation.clock_id, Escalation.level).where(col(Escalation.clock_id).in_(ids))
+            ).all():
+                fired.setdefault(clock_id, set()).add(level)
+        result = {}
+        for clock, case in rows:
+            assert clock.id is not None
+            snap = ClockSnapshot(
+                id=clock.id,
+                kind=ClockKind(clock.kind),
+                state=ClockState(clock.state),
+                started_at=clock.started_at,
+                due_at=clock.due_at,
+                submission_id=clock.submission_id,
+                case_ref=case.case_ref,
+                fired_levels=frozenset(fired.get(clock.id, set())),
+            )
+            result[clock.id] = (snap, clock, case)
+        return result
+
+    def _fire(self, session: Session, clock: Clock, case: Case, action: DueAction, *, now: datetime) -> str:
+        sub = queries.get_submission(session, clock.submission_id)
+        recipients: Sequence[str] = ()
+        notice_id = None
+        if action.kind in (ActionKind.REMINDER, ActionKind.ESCALATION):
+            recipients = self._recipients(case, action.kind)
+            words = (
+                self.wording.reminder(case, sub, clock, level=action.level, now=now)
+                if action.kind == ActionKind.REMINDER
+                else self.wording.escalation(case, sub, clock, level=action.level)
+            )
+            notice = queue_notice(
+                session,
+                settings=self.settings,
+                now=now,
+                kind=action.kind,
+                recipients=recipients,
+                subject=words.subject,
+                body=words.body,
+                case_id=case.id,
+                submission_id=sub.id,
+                in_reply_to=sub.message_id,
+            )
+            notice_id = notice.id
+        session.add(
+            Escalation(
+                clock_id=action.clock_id,
+                level=action.level,
+                kind=action.kind,
+                notice_id=notice_id,
+                recipients=list(recipients),
+                created_at=now,
+            )
+        )
+        for target in state_moves(ClockState(clock.state), action.kind):
+            _move_clock(
+                session, clock, target, at=now, action=f"clock-{target}", detail={"level": action.level}
+            )
+        if action.kind == ActionKind.ACCEPT:
+            self._accept(session, sub, now=now)
+        session.flush()  # the unique (clock, level) constraint bites here, inside this transaction
+        return {"reminder": "reminders", "escalation": "escalations", "accept": "accepted"}.get(
+            action.kind, "skipped"
+        )
+
+    def _accept(self, session: Session, sub: Submission, *, now: datetime) -> None:
+        if SubmissionState.ACCEPTED in SUBMISSION_MOVES[SubmissionState(sub.state)] and sub.state in (
+            SubmissionState.SENT,
+            SubmissionState.ACKNOWLEDGED,
+        ):
+            sub.accepted_at = now
+            queries.move_submission(
+                session,
+                sub,
+                SubmissionState.ACCEPTED,
+                now=now,
+                actor=ACTOR,
+                action="accepted",
+                detail={"note": "decision window closed; no rejection received"},
+            )
+
+    def _recipients(self, case: Case, kind: ActionKind) -> tuple[str, ...]:
+        team = self.settings.provider.team_address
+        if kind == ActionKind.REMINDER:
+            return (team,)
+        manager = case.performance_manager or self.settings.escalation.performance_manager
+        return (manager, team) if manager.lower() != team.lower() else (manager,)

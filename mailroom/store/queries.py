@@ -1,0 +1,222 @@
+"""Queries and updates. Every function takes the Session first and never commits: the service owns the
+transaction, so a state change and its audit event are committed together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session, col, func, select
+
+from mailroom.core.errors import NotFound
+from mailroom.core.states import InboundState, SubmissionState, require_inbound_move, require_submission_move
+from mailroom.store import audit
+from mailroom.store.models import (
+    AuditEvent,
+    Case,
+    Clock,
+    Document,
+    Escalation,
+    InboundMessage,
+    Notice,
+    Submission,
+)
+
+
+def normalise_case_ref(case_ref: str) -> str:
+    return case_ref.strip().upper()
+
+
+def get_case(session: Session, case_ref: str) -> Case | None:
+    return session.exec(select(Case).where(Case.case_ref == normalise_case_ref(case_ref))).first()
+
+
+def require_case(session: Session, case_ref: str) -> Case:
+    case = get_case(session, case_ref)
+    if case is None:
+        raise NotFound(f"no case {normalise_case_ref(case_ref)}")
+    return case
+
+
+def case_by_id(session: Session, case_id: int) -> Case:
+    case = session.get(Case, case_id)
+    if case is None:
+        raise NotFound(f"no case with id {case_id}")
+    return case
+
+
+def cases_by_nino_hmac(session: Session, digest: str) -> Sequence[Case]:
+    return session.exec(select(Case).where(Case.nino_hmac == digest)).all()
+
+
+def cases_by_refs(session: Session, case_refs: Sequence[str]) -> Sequence[Case]:
+    refs = [normalise_case_ref(r) for r in case_refs]
+    return session.exec(select(Case).where(col(Case.case_ref).in_(refs))).all()
+
+
+def count_rows(session: Session, model: type[Any]) -> int:
+    return int(session.exec(select(func.count()).select_from(model)).one())
+
+
+def get_submission(session: Session, submission_id: int) -> Submission:
+    submission = session.get(Submission, submission_id)
+    if submission is None:
+        raise NotFound(f"no submission {submission_id}")
+    return submission
+
+
+def submission_by_message_id(session: Session, message_id: str) -> Submission | None:
+    return session.exec(select(Submission).where(Submission.message_id == message_id)).first()
+
+
+def list_submissions(session: Session, *, state: str | None = None) -> Sequence[Submission]:
+    query = select(Submission).order_by(col(Submission.id))
+    if state:
+        query = query.where(Submission.state == state)
+    return session.exec(query).all()
+
+
+def submissions_for_case(session: Session, case_id: int) -> Sequence[Submission]:
+    return session.exec(
+        select(Submission).where(Submission.case_id == case_id).order_by(col(Submission.id))
+    ).all()
+
+
+def latest_version(session: Session, case_id: int, report_type: str) -> int:
+    value = session.exec(
+        select(func.max(Submission.version)).where(
+            Submission.case_id == case_id, Submission.report_type == report_type
+        )
+    ).one()
+    return int(value or 0)
+
+
+def clocks_for_case(session: Session, case_id: int) -> Sequence[Clock]:
+    return session.exec(select(Clock).where(Clock.case_id == case_id).order_by(col(Clock.id))).all()
+
+
+def escalations_for_case(session: Session, case_id: int) -> Sequence[tuple[Escalation, Notice | None]]:
+    rows = session.exec(
+        select(Escalation, Notice)
+        .join(Clock, col(Clock.id) == col(Escalation.clock_id))
+        .join(Notice, col(Notice.id) == col(Escalation.notice_id), isouter=True)
+        .where(Clock.case_id == case_id)
+        .order_by(col(Escalation.id))
+    ).all()
+    return [(escalation, notice) for escalation, notice in rows]
+
+
+def add_audited(
+    session: Session,
+    row: Any,
+    *,
+    entity: str,
+    action: str,
+    now: datetime,
+    actor: str,
+    to_state: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Insert a new row and its audit event together (the row's id is known after this)."""
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        entity=entity,
+        entity_id=row.id,
+        action=action,
+        to_state=to_state,
+        detail=detail,
+    )
+
+
+def move_submission(
+    session: Session,
+    submission: Submission,
+    target: SubmissionState,
+    *,
+    now: datetime,
+    actor: str,
+    action: str,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Change a submission's state, refusing moves the state table does not allow, and audit it."""
+    assert submission.id is not None
+    current = submission.state
+    require_submission_move(submission.id, current, target)
+    submission.state = target
+    session.add(submission)
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        entity="submission",
+        entity_id=submission.id,
+        action=action,
+        from_state=current,
+        to_state=target,
+        detail=detail,
+    )
+
+
+def move_inbound(
+    session: Session,
+    message: InboundMessage,
+    target: InboundState,
+    *,
+    now: datetime,
+    actor: str,
+    action: str,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    assert message.id is not None
+    current = message.state
+    require_inbound_move(message.id, current, target)
+    message.state = target
+    session.add(message)
+    audit.record(
+        session,
+        at=now,
+        actor=actor,
+        entity="message",
+        entity_id=message.id,
+        action=action,
+        from_state=current,
+        to_state=target,
+        detail=detail,
+    )
+
+
+def submission_timeline(session: Session, submission_id: int) -> list[dict[str, Any]]:
+    """The audit events of one submission, oldest first: the evidence an auditor asks for."""
+    events = session.exec(
+        select(AuditEvent)
+        .where(AuditEvent.entity == "submission", AuditEvent.entity_id == submission_id)
+        .order_by(col(AuditEvent.seq))
+    ).all()
+    return [
+        {
+            "at": e.at.isoformat(),
+            "action": e.action,
+            "from": e.from_state,
+            "to": e.to_state,
+            "actor": e.actor,
+            **({"detail": e.detail} if e.detail else {}),
+        }
+        for e in events
+    ]
+
+
+def document_for(session: Session, submission: Submission) -> Document:
+    document = session.get(Document, submission.document_id)
+    if document is None:
+        raise NotFound(f"submission {submission.id} has no document")
+    return document
+
+
+def submission_by_intake_ref(session: Session, intake_ref: str) -> Submission | None:
+    return session.exec(select(Submission).where(Submission.intake_ref == intake_ref)).first()
