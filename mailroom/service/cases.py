@@ -140,14 +140,14 @@ class CaseDesk:
             view: dict[str, Any] = {
                 "case_ref": case.case_ref,
                 "restricted": case.restricted,
-                "created_at": _iso(case.created_at),
+                "created_at": iso_or_none(case.created_at),
                 "submissions": [self._submission_view(session, s, case) for s in submissions],
                 "clocks": [
                     {
                         "kind": c.kind,
                         "state": c.state,
-                        "started_at": _iso(c.started_at),
-                        "due_at": _iso(c.due_at),
+                        "started_at": iso_or_none(c.started_at),
+                        "due_at": iso_or_none(c.due_at),
                         "submission_id": c.submission_id,
                         "calendar": c.calendar,
                         "holidays_version": c.holidays_version,
@@ -158,7 +158,7 @@ class CaseDesk:
                     {
                         "level": e.level,
                         "kind": e.kind,
-                        "sent_at": _iso(notice.sent_at) if notice else None,
+                        "sent_at": iso_or_none(notice.sent_at) if notice else None,
                         "to": e.recipients,
                         "state": notice.state if notice else None,
                     }
@@ -168,7 +168,7 @@ class CaseDesk:
             if not case.restricted:
                 view |= {"atw_ref": case.atw_ref, "prap_id": case.prap_id, "has_nino": bool(case.nino_hmac)}
             if case.erased_at:
-                view["erased_at"] = _iso(case.erased_at)
+                view["erased_at"] = iso_or_none(case.erased_at)
             return view
 
     def _submission_view(self, session: Session, s: Submission, case: Case) -> dict[str, Any]:
@@ -182,13 +182,13 @@ class CaseDesk:
             "state": s.state,
             "message_id": s.message_id,
             "attempts": s.attempts,
-            "sent_at": _iso(s.sent_at),
+            "sent_at": iso_or_none(s.sent_at),
             "sent_reply": s.sent_reply,
-            "acknowledged_at": _iso(s.acknowledged_at),
+            "acknowledged_at": iso_or_none(s.acknowledged_at),
             "dwp_reference": s.dwp_reference,
-            "rejected_at": _iso(s.rejected_at),
+            "rejected_at": iso_or_none(s.rejected_at),
             "rejection_reasons": list(s.rejection_reasons),
-            "accepted_at": _iso(s.accepted_at),
+            "accepted_at": iso_or_none(s.accepted_at),
             "last_smtp": f"{s.last_smtp_code} {s.last_smtp_text}" if s.last_smtp_code else None,
             "preflight": {
                 "passed": s.preflight.get("passed"),
@@ -238,5 +238,5 @@ def _blank_to_none(value: str | None) -> str | None:
     return value.strip() or None if value is not None else None
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso_or_none(value: datetime | None) -> str | None:
     return value.isoformat() if value else None

@@ -20,7 +20,7 @@ from mailroom.core.deadlines import ClockState
 from mailroom.core.errors import ConfigError, Conflict, InputError, NotFound
 from mailroom.core.mi import SubmissionFacts, summarise
 from mailroom.core.states import SUBMISSION_MOVES, SubmissionState
-from mailroom.service.cases import CaseDesk, NewCase
+from mailroom.service.cases import CaseDesk, NewCase, iso_or_none
 from mailroom.service.clocks import close_clocks
 from mailroom.service.notices import new_message_id
 from mailroom.service.records import refuse_if_erased
@@ -289,7 +289,7 @@ class Mailroom(CaseDesk):
                         "version": s.version,
                         "state": s.state,
                         "attempts": s.attempts,
-                        "next_attempt_at": _iso(s.next_attempt_at),
+                        "next_attempt_at": iso_or_none(s.next_attempt_at),
                         "last_smtp": f"{s.last_smtp_code} {s.last_smtp_text}" if s.last_smtp_code else None,
                         "message_id": s.message_id,
                     }
@@ -315,9 +315,9 @@ class Mailroom(CaseDesk):
                     "level": e.level,
                     "kind": e.kind,
                     "to": e.recipients,
-                    "created_at": _iso(e.created_at),
+                    "created_at": iso_or_none(e.created_at),
                     "notice_state": notice.state if notice else None,
-                    "sent_at": _iso(notice.sent_at) if notice else None,
+                    "sent_at": iso_or_none(notice.sent_at) if notice else None,
                 }
                 for e, clock, case, notice in rows
             ]
@@ -422,10 +422,6 @@ class Mailroom(CaseDesk):
         if submission.state not in allowed:
             names = " or ".join(sorted(allowed))
             raise Conflict(f"submission {submission.id} is {submission.state}; this needs it {names}")
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 __all__ = ["Mailroom", "NewCase", "NotFound"]
