@@ -22,6 +22,7 @@ files but not their content. Exit code: 78 when the config does not load, 1 when
 from __future__ import annotations
 
 import asyncio
+import re
 import stat
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
@@ -343,7 +344,6 @@ def check_imap(settings: Settings) -> Iterator[Check]:
 
 # How the SMTP and IMAP edges word a refused login or token (outbox.transport, mailroom.mailbox).
 _AUTH_WORDS = (
-    "535",
     "refused auth",
     "login as",
     "authentication",
@@ -353,11 +353,18 @@ _AUTH_WORDS = (
 )
 
 
+# An SMTP reply 535 (RFC 4954 §6) as the edges word it: "refused <stage>: 535 ...".
+_AUTH_CODE = re.compile(r"refused [a-z ]+: 535\b")
+
+
 def _login_fix(section: str, error: str, auth: str) -> str:
     text = error.lower()
     if "certificate" in text or "ca_file" in text:
         return f"set [{section}] ca_file to the CA that signed the server's certificate"
-    if any(word in text for word in _AUTH_WORDS):
+    # Before the auth words: a port number such as 51535 must not read as SMTP reply 535.
+    if "connection failed" in text or "timed out" in text:
+        return _reach_fix(section)
+    if _AUTH_CODE.search(text) or any(word in text for word in _AUTH_WORDS):
         if auth == "xoauth2":
             return (
                 f"check that [{section}] token_command prints a valid access token for [{section}] username"
@@ -365,6 +372,10 @@ def _login_fix(section: str, error: str, auth: str) -> str:
         return f"check [{section}] username and the password in [{section}] password_file"
     if "starttls" in text or "plain text" in text:
         return f'use [{section}] security = "tls" or a server that offers STARTTLS'
+    return _reach_fix(section)
+
+
+def _reach_fix(section: str) -> str:
     return f"check [{section}] host, port and security, and that the server is reachable from here"
 
 

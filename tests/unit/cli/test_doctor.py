@@ -229,3 +229,23 @@ def test_a_broken_site_template_fails_and_a_good_one_passes(
     (folder / "reminder.txt").write_text("Subject: Reminder $case_ref [$submission_token]\n\n$evidence\n")
     check = by_name(diagnose(env.config, skip=OFFLINE), "templates")
     assert check.status is Status.PASS and "reminder" in check.detail
+
+
+@pytest.mark.parametrize(
+    ("error", "fix"),
+    [
+        # A port that contains 535 is a connection failure, not a refused login (CI caught this once).
+        (
+            "SMTP relay 127.0.0.1:51535: connection failed at connect ([Errno 111] Connect call failed)",
+            "check [smtp] host, port",
+        ),
+        ("SMTP relay relay.example:587 timed out at ehlo", "check [smtp] host, port"),
+        ("SMTP relay relay.example:587 refused auth: 535 5.7.8 bad credentials", "check [smtp] username"),
+        ("SMTP relay relay.example:5350 refused mail from: 535 5.7.8 no", "check [smtp] username"),
+        ("TLS certificate of SMTP relay x:465 not trusted: self-signed", "set [smtp] ca_file"),
+    ],
+)
+def test_the_login_fix_follows_what_failed_not_digits_in_the_address(error: str, fix: str) -> None:
+    from mailroom.cli.doctor import _login_fix
+
+    assert _login_fix("smtp", error, "password").startswith(fix)
