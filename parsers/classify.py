@@ -14,20 +14,20 @@ Order matters and is deliberate (docs/classification.md explains each row):
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from parsers.autoreply import is_auto_submitted, parse_dsn
+from parsers.cues import Cues, read_cues
 from parsers.refs import find_dwp_reference
+from parsers.sentences import any_match, statements
 from parsers.types import Classification, ClassifyPolicy, DeliveryStatus, Kind, ParsedMessage
 
 __all__ = ["FALLBACK", "RULES", "Facts", "Predicate", "classify", "statements"]
 
 # A notice says what it has to say near the start; reading further only costs time on hostile input.
 READ_LIMIT = 100_000
-HEDGE_WINDOW = 160
 _FAILED_OR_DELAYED = frozenset({"failed", "delayed"})
 # Mailing-list headers. List-Unsubscribe alone does not count: transactional senders add it too.
 _LIST_HEADERS = ("List-Id", "List-Post")
@@ -36,11 +36,6 @@ _REPLY_PREFIX = re.compile(
     r"^\s*(re|aw|sv|antw|automatic reply|auto-?reply|out of (the )?office|undeliverable)\s*:", re.IGNORECASE
 )
 _FORWARD_PREFIXES = re.compile(r"^(\s*(fw|fwd|wg|tr)\s*:)+", re.IGNORECASE)
-# A sentence ends at . ! ? followed by space, a blank line, a list bullet, or a table cell.
-_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+|\n[ \t]*\n|\n(?=[ \t]*(?:[-*•]|\d+[.)])\s)|\t")
-# Within a sentence, a hedge only counts in the same clause as the phrase it qualifies. A line that starts
-# with a capital letter starts a clause: headings and greetings often have no full stop.
-_CLAUSE_BREAK = re.compile(r"[,;:()]|\n(?=[ \t]*[A-Z])|(?i:\b(?:and|but|so|however)\b)")
 
 
 @dataclass(frozen=True)
@@ -55,6 +50,8 @@ class Facts:
     auto_signal: str | None
     # Attachment texts that themselves state a rejection (a notice in a PDF, a forwarded notice).
     rejection_attachments: tuple[str, ...]
+    # The scored reading of the new text, with an attachment's cues when the new text points at it.
+    cues: Cues
 
 
 Predicate = Callable[[Facts], bool]
@@ -72,49 +69,64 @@ def _is_bulletin(facts: Facts) -> bool:
     msg, policy = facts.msg, facts.policy
     if any(msg.header(name) is not None for name in _LIST_HEADERS):
         return True
-    return _any(policy.bulletin_phrases, msg.subject) or _any(policy.bulletin_body_phrases, facts.text)
+    return any_match(policy.bulletin_phrases, msg.subject) or any_match(
+        policy.bulletin_body_phrases, facts.text
+    )
 
 
 def _is_accepted_resubmission(facts: Facts) -> bool:
     msg, policy = facts.msg, facts.policy
     accepted = statements(facts.text, policy.acceptance_phrases, policy.hedge_phrases)
-    return bool(accepted) and _any(policy.resubmission_words, f"{msg.subject}\n{facts.text}")
+    # "The plan is now accepted, but the exit report needs amending: please resubmit it" is a rejection.
+    return (
+        bool(accepted)
+        and not facts.cues.rejection
+        and any_match(policy.resubmission_words, f"{msg.subject}\n{facts.text}")
+    )
 
 
 def _has_rejection_subject(facts: Facts) -> bool:
     subject = _FORWARD_PREFIXES.sub("", facts.msg.subject)
     # "RE: Rejected ..." is a conversation about an earlier notice, not a new one.
-    return not _REPLY_PREFIX.match(subject) and _any(facts.policy.rejection_subjects, subject)
+    return not _REPLY_PREFIX.match(subject) and any_match(facts.policy.rejection_subjects, subject)
 
 
 def _has_rejection_statement(facts: Facts) -> bool:
     policy = facts.policy
-    return bool(statements(facts.text, policy.rejection_phrases, policy.hedge_phrases))
+    return bool(
+        statements(facts.text, policy.rejection_phrases, policy.hedge_phrases, policy.historical_markers)
+    )
 
 
 def _has_rejection_attachment(facts: Facts) -> bool:
     return bool(facts.rejection_attachments)
 
 
+def _has_rejection_cues(facts: Facts) -> bool:
+    return facts.cues.rejection
+
+
 def _is_dwp_inbox_acknowledgement(facts: Facts) -> bool:
     msg, policy = facts.msg, facts.policy
     if msg.sender not in policy.ack_senders:
         return False
-    return facts.auto_signal is not None or _any(policy.acknowledgement_phrases, facts.text)
+    return facts.auto_signal is not None or any_match(policy.acknowledgement_phrases, facts.text)
 
 
 def _is_out_of_office(facts: Facts) -> bool:
     msg = facts.msg
-    return facts.auto_signal is not None and _any(
+    return facts.auto_signal is not None and any_match(
         facts.policy.out_of_office_phrases, f"{msg.subject}\n{facts.text}"
     )
 
 
 def _is_automated_acknowledgement(facts: Facts) -> bool:
     msg, policy = facts.msg, facts.policy
-    if not _any(policy.acknowledgement_phrases, facts.text):
+    if not any_match(policy.acknowledgement_phrases, facts.text):
         return False
-    return facts.auto_signal is not None or _any(policy.automation_phrases, f"{msg.sender}\n{facts.text}")
+    return facts.auto_signal is not None or any_match(
+        policy.automation_phrases, f"{msg.sender}\n{facts.text}"
+    )
 
 
 def _is_auto_submitted(facts: Facts) -> bool:
@@ -129,6 +141,7 @@ RULES: tuple[tuple[str, Predicate, Kind], ...] = (
     ("rejection-subject", _has_rejection_subject, Kind.REJECTION),
     ("rejection-statement", _has_rejection_statement, Kind.REJECTION),
     ("rejection-in-attachment", _has_rejection_attachment, Kind.REJECTION),
+    ("rejection-by-cues", _has_rejection_cues, Kind.REJECTION),
     ("dwp-inbox-acknowledgement", _is_dwp_inbox_acknowledgement, Kind.ACKNOWLEDGEMENT),
     ("out-of-office", _is_out_of_office, Kind.AUTO_REPLY),
     ("automated-acknowledgement", _is_automated_acknowledgement, Kind.ACKNOWLEDGEMENT),
@@ -136,6 +149,15 @@ RULES: tuple[tuple[str, Predicate, Kind], ...] = (
 )
 # Recorded only when no rule in the table fired.
 FALLBACK = ("otherwise", Kind.OTHER)
+# Rules whose kind is certain enough to file without a person, besides the notices themselves.
+_CERTAIN_RULES = frozenset({"delivery-receipt", "out-of-office"})
+_NOTICES = frozenset({Kind.ACKNOWLEDGEMENT, Kind.REJECTION, Kind.BOUNCE})
+_REVIEW_REASONS = {
+    "bulletin": "a bulletin, yet about one of our cases",
+    "accepted-after-resubmission": "an acceptance after resubmission: check that nothing else is asked",
+    "auto-submitted": "machine-sent, but neither DWP's acknowledgement nor an out-of-office",
+}
+_UNREAD = "not confidently an acknowledgement, rejection, bounce, bulletin or out-of-office"
 
 
 def classify(msg: ParsedMessage, policy: ClassifyPolicy | None = None) -> Classification:
@@ -150,15 +172,35 @@ def classify(msg: ParsedMessage, policy: ClassifyPolicy | None = None) -> Classi
         dsn=facts.dsn,
         dwp_reference=_dwp_reference(facts, kind),
         detail=_detail(decided_by, facts),
+        cues=facts.cues.describe(),
+        review=_review(decided_by, kind, facts.cues),
     )
+
+
+def _review(decided_by: str, kind: Kind, cues: Cues) -> str | None:
+    """Why a person must read it (if it is trusted DWP mail about our case), or None when it is certain."""
+    if kind in _NOTICES or decided_by in _CERTAIN_RULES:
+        return None
+    if cues.partial:
+        return "half a rejection (" + "; ".join(cues.describe()) + ")"
+    return _REVIEW_REASONS.get(decided_by, _UNREAD)
 
 
 def _facts(msg: ParsedMessage, policy: ClassifyPolicy) -> Facts:
-    texts = (attachment.text[:READ_LIMIT] for attachment in msg.attachments if attachment.text)
+    text = msg.new_text[:READ_LIMIT]
+    texts = tuple(attachment.text[:READ_LIMIT] for attachment in msg.attachments if attachment.text)
     rejecting = tuple(
-        text for text in texts if statements(text, policy.rejection_phrases, policy.hedge_phrases)
+        t
+        for t in texts
+        if statements(t, policy.rejection_phrases, policy.hedge_phrases, policy.historical_markers)
     )
-    return Facts(msg, policy, msg.new_text[:READ_LIMIT], parse_dsn(msg), is_auto_submitted(msg), rejecting)
+    cues = read_cues(text, msg.subject, policy)
+    if cues.outcome or cues.action:
+        # "The reviewer's comments are attached": the attachment may hold the other half. A returned
+        # copy of our own report, attached to a message that says nothing of the kind, never counts.
+        for attachment_text in texts:
+            cues = cues | read_cues(attachment_text, msg.subject, policy)
+    return Facts(msg, policy, text, parse_dsn(msg), is_auto_submitted(msg), rejecting, cues)
 
 
 def _reasons(facts: Facts) -> tuple[str, ...]:
@@ -167,7 +209,7 @@ def _reasons(facts: Facts) -> tuple[str, ...]:
     # Attachments count only when they are the notice itself: a returned copy of our own report mentions
     # "employment status" and fonts without those being reasons.
     text = "\n".join((msg.subject, facts.text, *facts.rejection_attachments))
-    found = tuple(code for code, phrases in policy.reason_phrases.items() if _any(phrases, text))
+    found = tuple(code for code, phrases in policy.reason_phrases.items() if any_match(phrases, text))
     return found or (policy.unknown_reason,)
 
 
@@ -184,40 +226,3 @@ def _detail(rule: str, facts: Facts) -> str:
     if facts.dsn is not None:
         parts.append(f"delivery report: {facts.dsn.action} {facts.dsn.status or ''}".rstrip())
     return "; ".join(parts)
-
-
-# --- phrase matching -------------------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=512)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern, re.IGNORECASE)
-
-
-def _any(patterns: Iterable[str], text: str) -> bool:
-    return any(_compiled(pattern).search(text) for pattern in patterns)
-
-
-def statements(text: str, phrases: Iterable[str], hedges: Iterable[str]) -> tuple[str, ...]:
-    """Sentences in which a phrase appears without a hedge before it in the same clause.
-
-    "Your report has been returned for rework" is a statement; "reports that do not meet the standard will
-    be returned for rework" and "the previous version was rejected" are not.
-    """
-    phrases, hedges = tuple(phrases), tuple(hedges)
-    found: list[str] = []
-    for sentence in _SENTENCE_BREAK.split(text):
-        if sentence and any(_unhedged(sentence, phrase, hedges) for phrase in phrases):
-            found.append(" ".join(sentence.split()))
-    return tuple(found)
-
-
-def _unhedged(sentence: str, phrase: str, hedges: tuple[str, ...]) -> bool:
-    for match in _compiled(phrase).finditer(sentence):
-        # A hedge further back than HEDGE_WINDOW characters is not about this phrase; the window also
-        # keeps a long unpunctuated text from costing time quadratic in its length.
-        before = sentence[max(0, match.start() - HEDGE_WINDOW) : match.start()]
-        clause = _CLAUSE_BREAK.split(before)[-1]
-        if not _any(hedges, clause):
-            return True
-    return False

@@ -14,7 +14,27 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from types import MappingProxyType
+
+from parsers.phrases import (
+    DEFAULT_ACCEPTANCE_PHRASES,
+    DEFAULT_ACK_SENDERS,
+    DEFAULT_ACKNOWLEDGEMENT_PHRASES,
+    DEFAULT_ACTION_CUES,
+    DEFAULT_ACTION_HEDGES,
+    DEFAULT_AUTOMATION_PHRASES,
+    DEFAULT_BULLETIN_BODY_PHRASES,
+    DEFAULT_BULLETIN_PHRASES,
+    DEFAULT_HEDGE_PHRASES,
+    DEFAULT_HISTORICAL_MARKERS,
+    DEFAULT_OUT_OF_OFFICE_PHRASES,
+    DEFAULT_OUTCOME_CUES,
+    DEFAULT_REASON_PHRASES,
+    DEFAULT_REJECTION_PHRASES,
+    DEFAULT_REJECTION_SUBJECTS,
+    DEFAULT_REPORT_WORDS,
+    DEFAULT_RESUBMISSION_WORDS,
+    freeze,
+)
 
 __all__ = [
     "Attachment",
@@ -112,7 +132,8 @@ class TrustVerdict:
 
 @dataclass(frozen=True)
 class Classification:
-    """The kind of a message, Annex F reason codes (rejections only) and the rules that fired, in order."""
+    """The kind of a message, Annex F reason codes (rejections only), the rules that fired (in order) and
+    the cues that counted."""
 
     kind: Kind
     reasons: tuple[str, ...]
@@ -120,143 +141,11 @@ class Classification:
     dsn: DeliveryStatus | None = None
     dwp_reference: str | None = None
     detail: str = ""
-
-
-def _frozen(mapping: Mapping[str, tuple[str, ...]]) -> Mapping[str, tuple[str, ...]]:
-    return MappingProxyType(dict(mapping))
-
-
-# Annex F §5 reasons (domain.md §3), plus the format rules of Annex F §3 and a catch-all. Every entry is a
-# regular expression matched case-insensitively; plain phrases work as long as they avoid regex characters.
-DEFAULT_REASON_PHRASES: Mapping[str, tuple[str, ...]] = _frozen(
-    {
-        "incorrect-information": (
-            r"\bincorrect (information|details?|dates?|names?)\b",
-            r"\b(information|details?|dates?) (is|are|was|were) (incorrect|wrong|inaccurate)\b",
-            r"\binaccura(te|cies)\b",
-            r"\bfactual(ly)? (errors?|incorrect)\b",
-        ),
-        "employment-status-missing": (
-            r"\bemployment status\b",
-            r"\b(is|was) (or is not |still )?in (paid )?employment\b",
-            r"\bconfirm\w* (of |that |whether )?(the )?customer('s)? (is|was|remains) (still )?(in )?"
-            r"(employ|work)",
-            r"\bno confirmation (of |whether |that )[^.\n]{0,40}\b(employ|work)",
-        ),
-        "spelling-grammar": (
-            r"\bspelling\b",
-            r"\bgramma(r|tical)\b",
-            r"\btypo(s|graphical errors?)?\b",
-            r"\bproof-?read",
-        ),
-        "support-not-justified": (
-            r"\bsupport (is |was |has )?not (been )?(fully |sufficiently )?(justified|detailed)\b",
-            r"\bnot (fully |sufficiently )?justified\b",
-            r"\b(insufficient|no|lack of) justification\b",
-        ),
-        "progress-detail-missing": (
-            r"\b(insufficient|not enough|too little|lack of|more|no) (detail|information) "
-            r"(on|about|of|regarding) (the )?(customer's )?progress\b",
-            r"\bprogress (made )?(during|in|over) the (support|sustainment) period\b",
-        ),
-        "benefit-not-explained": (
-            r"\bhow the support (will|would|is going to) (help|benefit)\b",
-            r"\bdoes not explain how\b",
-            r"\bbenefits? (of the support )?(is |are |was |were |has |have )?not (been )?explained\b",
-        ),
-        "format": (
-            r"\barial\b",
-            r"\b12 ?(pt|point)\b",
-            r"\bfonts?\b",
-            r"\bplain (english|language)\b",
-            r"\bjargon\b",
-            r"\bformatting\b",
-        ),
-    }
-)
-
-# Sentences that state this report was rejected. Hedged mentions ("reports that ... will be returned",
-# "if your report is rejected", "the previous version was rejected") are filtered by the hedge phrases.
-DEFAULT_REJECTION_PHRASES: tuple[str, ...] = (
-    # One adverb may sit in between ("has unfortunately been rejected"), but never a negation.
-    r"\b(has|have) ((?!not\b|never\b)\w+ )?been (rejected|returned)\b",
-    r"\b(is|are) ((?!not\b|never\b)\w+ )?being (rejected|returned)\b",
-    r"\b(have|'ve) (rejected|returned) (it|this|the|your)\b",
-    r"\b(was|were) ((?!not\b|never\b)\w+ )?(rejected|returned)\b",
-    r"\breturned (to you )?for (re-?work|amendments?|corrections?)\b",
-    # A person's own words: "I'm sending this plan back to you for changes".
-    r"\b(sending|passing|handing|returning) (this|the|your) (\w+ ){0,3}(report|plan|submission|update|"
-    r"document)s? back\b",
-    r"\bback to you for (changes|amendments?|corrections?|re-?work|revisions?)\b",
-    r"\breasons? for (the )?(rejection|return)\b",
-    r"\brejected for the following reasons?\b",
-    r"\b(does|do|did) not meet the (specified|required) standard\b",
-    r"\b(cannot|can ?not|can't|are unable to|is unable to) accept (this|the|your) "
-    r"(report|support plan|submission|\w+ month report|exit report|monthly update)\b",
-    r"\brejection notice\b",
-    # Terse notices: "Rejected - see reasons below", "Outcome: returned for rework".
-    r"^\s*rejected\s*(-|:|\.|$)",
-    r"\b(status|outcome|decision|result)\s*[:-]\s*(rejected|returned|not accepted)\b",
-)
-# Matched against the subject only (with any FW: prefixes removed; an RE: subject never counts).
-DEFAULT_REJECTION_SUBJECTS: tuple[str, ...] = (
-    r"\breject(ed|ion)\b",
-    r"\breturned for re-?work\b",
-    r"\bnot accepted\b",
-)
-# Words that, before a phrase in the same clause, make it conditional, general or historical.
-DEFAULT_HEDGE_PHRASES: tuple[str, ...] = (
-    r"\b(if|unless|whether|where|when|whenever|may|might|will|would|should|could|can)\b",
-    r"\b(previous(ly)?|earlier|once)\b",
-    r"\b(any|all) reports?\b",
-    r"\breports? (that|which)\b",
-    r"\bnot\b",
-    r"\bhow to\b",
-)
-DEFAULT_ACCEPTANCE_PHRASES: tuple[str, ...] = (
-    r"\b(has|have) (now )?been accepted\b",
-    r"\b(is|are|was) (now )?accepted\b",
-    r"\bnow meets? the (specified|required) standard\b",
-)
-DEFAULT_RESUBMISSION_WORDS: tuple[str, ...] = (
-    r"\bre-?submi(tted|ssion|t)\b",
-    r"\b(amended|revised|corrected)\b",
-)
-# Subject words of programme-wide mail; body phrases are kept few because a notice may mention a bulletin.
-DEFAULT_BULLETIN_PHRASES: tuple[str, ...] = (
-    r"\bbulletin\b",
-    r"\bnewsletter\b",
-    r"\blive running memo\b",
-    r"\bprovider (update|briefing)\b",
-)
-DEFAULT_BULLETIN_BODY_PHRASES: tuple[str, ...] = (r"\b(sent )?to all (mhss |atw )?providers\b",)
-DEFAULT_ACKNOWLEDGEMENT_PHRASES: tuple[str, ...] = (
-    r"\bautomated (response|reply|acknowledge?ment|message)\b",
-    r"\b(we|this (mailbox|inbox)) (have|has) (now )?received your (e-?mail|message|report|submission)\b",
-    r"\byour (e-?mail|message|report|submission) has been received\b",
-    r"\backnowledge (the )?receipt\b",
-    r"\bconfirm(s|ation)? (of )?(that we have )?receipt\b",
-)
-# Self-declared automation, for acknowledgements that carry no machine-sent header at all.
-DEFAULT_AUTOMATION_PHRASES: tuple[str, ...] = (
-    r"\bautomat(ed|ic|ically)\b",
-    r"\b(please )?do not reply\b",
-    r"\bno-?reply@",
-    r"\bunmonitored\b",
-)
-DEFAULT_OUT_OF_OFFICE_PHRASES: tuple[str, ...] = (
-    r"\bout of (the )?office\b",
-    r"\bon (annual |parental |maternity |paternity |sick |study )?leave\b",
-    r"\baway from (my desk|the office|work)\b",
-    r"\bI am (currently )?(away|out|off|not in)\b",
-    r"\bI'm (currently )?(away|out|off|not in)\b",
-    r"\b(I will|I'll) (be )?(back|return|respond|reply)\b",
-    r"\blimited access to (my )?e-?mail\b",
-    r"\breturn(ing)? to the office\b",
-    r"\b(do not|don't) work on\b",
-    r"\bnot working (today|on)\b",
-)
-DEFAULT_ACK_SENDERS: tuple[str, ...] = ("accesstowork.mhss@dwp.gov.uk",)
+    # The scored reading's cues that counted, e.g. ("outcome: not accepted", "action: resubmit").
+    cues: tuple[str, ...] = ()
+    # Why a person must read it if it is trusted DWP mail about one of our cases; None when the kind is
+    # certain (an acknowledgement, rejection, bounce, delivery receipt or out-of-office).
+    review: str | None = None
 
 
 @dataclass(frozen=True)
@@ -281,6 +170,12 @@ class ClassifyPolicy:
     bulletin_body_phrases: tuple[str, ...] = DEFAULT_BULLETIN_BODY_PHRASES
     automation_phrases: tuple[str, ...] = DEFAULT_AUTOMATION_PHRASES
     out_of_office_phrases: tuple[str, ...] = DEFAULT_OUT_OF_OFFICE_PHRASES
+    historical_markers: tuple[str, ...] = DEFAULT_HISTORICAL_MARKERS
+    # The scored reading (parsers/cues.py): a negative outcome plus a requested action about a report.
+    outcome_cues: tuple[str, ...] = DEFAULT_OUTCOME_CUES
+    action_cues: tuple[str, ...] = DEFAULT_ACTION_CUES
+    action_hedges: tuple[str, ...] = DEFAULT_ACTION_HEDGES
+    report_words: tuple[str, ...] = DEFAULT_REPORT_WORDS
     # Reason code given to a rejection whose reasons match no phrase, so MI never loses a rejection.
     unknown_reason: str = "other"
 
@@ -290,7 +185,7 @@ class ClassifyPolicy:
         return cls()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "reason_phrases", _frozen(self.reason_phrases))
+        object.__setattr__(self, "reason_phrases", freeze(self.reason_phrases))
         object.__setattr__(self, "ack_senders", tuple(s.lower() for s in self.ack_senders))
         for pattern in self._all_patterns():
             try:
@@ -311,5 +206,10 @@ class ClassifyPolicy:
             self.bulletin_body_phrases,
             self.automation_phrases,
             self.out_of_office_phrases,
+            self.historical_markers,
+            self.outcome_cues,
+            self.action_cues,
+            self.action_hedges,
+            self.report_words,
         )
         return tuple(pattern for group in groups for pattern in group)

@@ -35,7 +35,15 @@ def test_trace_lists_every_rule_that_fired_first_one_decides() -> None:
 
 def test_nothing_fired_is_recorded_as_otherwise() -> None:
     result = classify(message("Thanks for the call today.", sender="sam.patel@dwp.gov.uk"), POLICY)
-    assert result == Classification(Kind.OTHER, (), ("otherwise",), None, None, "decided by otherwise")
+    assert result == Classification(
+        Kind.OTHER,
+        (),
+        ("otherwise",),
+        None,
+        None,
+        "decided by otherwise",
+        review="not confidently an acknowledgement, rejection, bounce, bulletin or out-of-office",
+    )
 
 
 class TestAcknowledgement:
