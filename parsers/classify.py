@@ -22,7 +22,7 @@ from parsers.autoreply import is_auto_submitted, parse_dsn
 from parsers.cues import Cues, read_cues
 from parsers.refs import find_dwp_reference
 from parsers.sentences import any_match, statements
-from parsers.types import Classification, ClassifyPolicy, DeliveryStatus, Kind, ParsedMessage
+from parsers.types import NOTICE_KINDS, Classification, ClassifyPolicy, DeliveryStatus, Kind, ParsedMessage
 
 __all__ = ["FALLBACK", "RULES", "Facts", "Predicate", "classify", "statements"]
 
@@ -151,7 +151,6 @@ RULES: tuple[tuple[str, Predicate, Kind], ...] = (
 FALLBACK = ("otherwise", Kind.OTHER)
 # Rules whose kind is certain enough to file without a person, besides the notices themselves.
 _CERTAIN_RULES = frozenset({"delivery-receipt", "out-of-office"})
-_NOTICES = frozenset({Kind.ACKNOWLEDGEMENT, Kind.REJECTION, Kind.BOUNCE})
 _REVIEW_REASONS = {
     "bulletin": "a bulletin, yet about one of our cases",
     "accepted-after-resubmission": "an acceptance after resubmission: check that nothing else is asked",
@@ -165,6 +164,7 @@ def classify(msg: ParsedMessage, policy: ClassifyPolicy | None = None) -> Classi
     facts = _facts(msg, policy or ClassifyPolicy.default())
     fired = [(name, kind) for name, predicate, kind in RULES if predicate(facts)] or [FALLBACK]
     decided_by, kind = fired[0]
+    review = _review(decided_by, kind, facts.cues)
     return Classification(
         kind=kind,
         reasons=_reasons(facts) if kind is Kind.REJECTION else (),
@@ -173,16 +173,21 @@ def classify(msg: ParsedMessage, policy: ClassifyPolicy | None = None) -> Classi
         dwp_reference=_dwp_reference(facts, kind),
         detail=_detail(decided_by, facts),
         cues=facts.cues.describe(),
-        review=_review(decided_by, kind, facts.cues),
+        review=review,
     )
 
 
 def _review(decided_by: str, kind: Kind, cues: Cues) -> str | None:
     """Why a person must read it (if it is trusted DWP mail about our case), or None when it is certain."""
-    if kind in _NOTICES or decided_by in _CERTAIN_RULES:
+    if kind in NOTICE_KINDS or decided_by in _CERTAIN_RULES:
         return None
-    if cues.partial:
-        return "half a rejection (" + "; ".join(cues.describe()) + ")"
+    # Our own words only: the reason goes into the team's alert, and DWP's text may name the customer.
+    if cues.outcome and not cues.action:
+        return "half a rejection: a negative outcome, but no request to correct or resend"
+    if cues.action and not cues.outcome:
+        return "half a rejection: a request to correct or resend, but no negative outcome stated"
+    if cues.outcome and cues.action:
+        return "rejection cues, but no report named"
     return _REVIEW_REASONS.get(decided_by, _UNREAD)
 
 

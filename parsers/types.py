@@ -37,6 +37,7 @@ from parsers.phrases import (
 )
 
 __all__ = [
+    "NOTICE_KINDS",
     "Attachment",
     "Classification",
     "ClassifyPolicy",
@@ -55,6 +56,10 @@ class Kind(StrEnum):
     BOUNCE = "bounce"
     AUTO_REPLY = "auto_reply"
     OTHER = "other"
+
+
+# Kinds that change a submission's state when trusted and matched.
+NOTICE_KINDS = frozenset({Kind.ACKNOWLEDGEMENT, Kind.REJECTION, Kind.BOUNCE})
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from mailroom.cli.frame import (
     read_file,
 )
 from mailroom.core.errors import InputError
+from mailroom.core.states import APPLICABLE_KINDS
 
 
 @click.command("parse")
@@ -79,22 +80,36 @@ def ingest(cli: Cli, emls: tuple[Path, ...], as_json: bool) -> None:
 
 
 @click.group("inbox", invoke_without_command=True)
-@click.option("--state", help="unmatched, quarantined, ... (default: both of those).")
+@click.option(
+    "--state",
+    help="needs_review, unmatched, quarantined, ignored, ... (default: the three that wait for a person).",
+)
 @json_option
 @click.pass_context
 def inbox_group(ctx: click.Context, state: str | None, as_json: bool) -> None:
     """Inbound mail waiting for a person; subcommands decide about one."""
     if ctx.invoked_subcommand is not None:
         return
-    rows = ctx.find_object(Cli).inbox().listing(state=state)  # type: ignore[union-attr]
+    cli = ctx.find_object(Cli)
+    assert cli is not None
+    rows = cli.inbox().desk.listing(state=state)
     if as_json:
         print_json(rows)
         return
     print_table(
         "Inbox",
-        ["id", "state", "kind", "trusted", "sender", "received", "why"],
+        ["id", "state", "kind", "case", "trusted", "sender", "received", "why"],
         [
-            [r["id"], r["state"], r["kind"], r["trusted"], r["sender"], r["received_at"], r["detail"]]
+            [
+                r["id"],
+                r["state"],
+                r["kind"],
+                r["case_ref"] or "-",
+                r["trusted"],
+                r["sender"],
+                r["received_at"],
+                r["review"] or r["detail"],
+            ]
             for r in rows
         ],
     )
@@ -104,17 +119,38 @@ def inbox_group(ctx: click.Context, state: str | None, as_json: bool) -> None:
 @click.argument("message_id", type=int)
 @click.argument("case_ref")
 @click.option(
-    "--submission", "submission_id", type=int, help="Which submission (default: the only sent one)."
+    "--submission",
+    "submission_id",
+    type=int,
+    help="Which submission (default: the one threading found, else the only sent one).",
+)
+@click.option(
+    "--as",
+    "as_kind",
+    type=click.Choice(APPLICABLE_KINDS),
+    help="Apply it as this kind of notice (a rejection starts the correction clock from its arrival).",
 )
 @json_option
 @pass_cli
-def inbox_assign(cli: Cli, message_id: int, case_ref: str, submission_id: int | None, as_json: bool) -> None:
+def inbox_assign(
+    cli: Cli, message_id: int, case_ref: str, submission_id: int | None, as_kind: str | None, as_json: bool
+) -> None:
     """Say which case a message is about; its effects apply as if it had matched (audited as you)."""
-    row = cli.inbox().assign(message_id, case_ref, submission_id=submission_id, actor=actor())
+    row = cli.inbox().desk.assign(
+        message_id, case_ref, submission_id=submission_id, actor=actor(), as_kind=as_kind
+    )
     if as_json:
-        print_json({"id": row.id, "state": row.state, "submission_id": row.submission_id})
+        print_json(
+            {
+                "id": row.id,
+                "state": row.state,
+                "submission_id": row.submission_id,
+                "applied_as": row.applied_as,
+            }
+        )
     else:
-        out.print(f"message {row.id} assigned to submission {row.submission_id}")
+        applied = f", applied as {row.applied_as}" if row.applied_as else ""
+        out.print(f"message {row.id} assigned to submission {row.submission_id}{applied}")
 
 
 @inbox_group.command("dismiss")
@@ -123,7 +159,7 @@ def inbox_assign(cli: Cli, message_id: int, case_ref: str, submission_id: int | 
 @pass_cli
 def inbox_dismiss(cli: Cli, message_id: int, as_json: bool) -> None:
     """Take a message out of the review queue without any effect."""
-    row = cli.inbox().dismiss(message_id, actor=actor())
+    row = cli.inbox().desk.dismiss(message_id, actor=actor())
     if as_json:
         print_json({"id": row.id, "state": row.state})
     else:

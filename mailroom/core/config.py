@@ -174,7 +174,7 @@ class MatchingSettings:
 
 @dataclass(frozen=True)
 class ClassifySettings:
-    """Wording added to the classifier's built-in rules (parsers/types.py): case-insensitive regular
+    """Wording added to the classifier's built-in rules (parsers/phrases.py): case-insensitive regular
     expressions. The programme changes its wording by memo; a site adds the new wording here."""
 
     rejection_phrases: tuple[str, ...] = ()
@@ -183,6 +183,9 @@ class ClassifySettings:
     out_of_office_phrases: tuple[str, ...] = ()
     hedge_phrases: tuple[str, ...] = ()
     bulletin_phrases: tuple[str, ...] = ()
+    # The scored reading (docs/classification.md §3): more words for a negative outcome or a requested action.
+    outcome_cues: tuple[str, ...] = ()
+    action_cues: tuple[str, ...] = ()
     # Reason code (from [rejection_reasons]) -> further phrases that name it.
     reason_phrases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 

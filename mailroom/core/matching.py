@@ -8,7 +8,7 @@ is guessed: evidence that points at two cases, or at none, sends the message to 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 
@@ -46,6 +46,8 @@ class Match:
     method: Method | None
     trace: tuple[str, ...] = field(default=())
     problem: str | None = None  # set when a person must decide
+    # Some evidence points at a case of ours, even when a person must still say which case or submission.
+    refers: bool = False
 
     @property
     def matched(self) -> bool:
@@ -66,6 +68,14 @@ def decide(
     `open_submissions` are those of the single case the evidence agrees on (the caller fetches them after a
     first call returns a case without a submission; see `needs_open_submissions`).
     """
+    return replace(_decide(candidates, open_submissions, report_types_named), refers=bool(candidates))
+
+
+def _decide(
+    candidates: Sequence[Candidate],
+    open_submissions: Sequence[OpenSubmission],
+    report_types_named: Sequence[str],
+) -> Match:
     trace = tuple(
         f"{c.method}: case {c.case_id}" + (f" submission {c.submission_id}" if c.submission_id else "")
         for c in candidates

@@ -51,6 +51,31 @@ def summarise(facts: Iterable[SubmissionFacts], reason_labels: Mapping[str, str]
     }
 
 
+@dataclass(frozen=True)
+class ReviewFacts:
+    """A message that went to needs_review: where it is now, and what a person applied, if anything."""
+
+    state: str
+    applied_as: str | None
+
+
+def summarise_reviews(facts: Iterable[ReviewFacts]) -> dict[str, int]:
+    """How often DWP's wording escaped the rules, and how people resolved it."""
+    rows = list(facts)
+    resolved = Counter(
+        f"as_{f.applied_as}" if f.applied_as else f.state for f in rows if f.state != "needs_review"
+    )
+    return {
+        "total": len(rows),
+        "open": sum(1 for f in rows if f.state == "needs_review"),
+        "as_rejection": resolved["as_rejection"],
+        "as_acknowledgement": resolved["as_acknowledgement"],
+        "as_bounce": resolved["as_bounce"],
+        "assigned": resolved["assigned"],
+        "dismissed": resolved["dismissed"],
+    }
+
+
 def to_csv_rows(summary: Mapping[str, Any]) -> list[tuple[str, str, str]]:
     """Flatten for a spreadsheet: (measure, detail, value)."""
     rows: list[tuple[str, str, str]] = []

@@ -59,22 +59,31 @@ class InboundState(StrEnum):
     MATCHED = "matched"
     UNMATCHED = "unmatched"
     QUARANTINED = "quarantined"
+    # Trusted DWP mail about one of our cases that no rule read with certainty: a person decides.
+    NEEDS_REVIEW = "needs_review"
     IGNORED = "ignored"
     ASSIGNED = "assigned"
     DISMISSED = "dismissed"
 
 
 I = InboundState  # noqa: E741 - a short alias for the table below
+# States that wait for a person: `mailroom inbox` lists them by default.
+WAITING = frozenset({I.UNMATCHED, I.QUARANTINED, I.NEEDS_REVIEW})
 
 INBOUND_MOVES: Mapping[InboundState, frozenset[InboundState]] = {
-    I.NEW: frozenset({I.MATCHED, I.UNMATCHED, I.QUARANTINED, I.IGNORED}),
+    I.NEW: frozenset({I.MATCHED, I.UNMATCHED, I.QUARANTINED, I.NEEDS_REVIEW, I.IGNORED}),
     I.UNMATCHED: frozenset({I.ASSIGNED, I.DISMISSED}),
     I.QUARANTINED: frozenset({I.ASSIGNED, I.DISMISSED}),
+    I.NEEDS_REVIEW: frozenset({I.ASSIGNED, I.DISMISSED}),
     I.MATCHED: frozenset(),
     I.IGNORED: frozenset({I.ASSIGNED, I.DISMISSED}),
     I.ASSIGNED: frozenset(),
     I.DISMISSED: frozenset(),
 }
+
+
+# The notice kinds a person may apply with `inbox assign --as` (parsers.types.Kind values).
+APPLICABLE_KINDS = ("rejection", "acknowledgement", "bounce")
 
 
 def require_submission_move(submission_id: int, current: str, target: SubmissionState) -> None:

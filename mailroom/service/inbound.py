@@ -19,25 +19,24 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from mailroom.core.config import Settings
-from mailroom.core.errors import InputError
 from mailroom.core.identity import nino_hmac
 from mailroom.core.matching import Candidate, Match, Method, OpenSubmission, decide, needs_open_submissions
-from mailroom.core.states import DELIVERED, SUBMISSION_MOVES, InboundState, SubmissionState
+from mailroom.core.states import WAITING, InboundState
 from mailroom.service.clocks import ClockKeeper
 from mailroom.service.notice_effects import NoticeEffects
 from mailroom.service.reading import Reading, classify_policy, read_message
+from mailroom.service.review import ReviewDesk
 from mailroom.store import queries
 from mailroom.store.documents import DocumentStore, StoredFile
 from mailroom.store.engine import transaction
 from mailroom.store.models import FolderCursor, InboundMessage, Submission
 from parsers.nino import find_ninos
 from parsers.refs import find_case_refs, find_message_ids, find_submission_tokens, searchable_text
-from parsers.types import Classification, Kind, ParsedMessage
+from parsers.types import NOTICE_KINDS, Classification, Kind, ParsedMessage
 
 log = logging.getLogger(__name__)
 Now = Callable[[], datetime]
 ACTOR = "daemon:inbox"
-NOTICE_KINDS = frozenset({Kind.ACKNOWLEDGEMENT, Kind.REJECTION, Kind.BOUNCE})
 
 
 class Disposition(StrEnum):
@@ -74,6 +73,7 @@ class Inbox:
         self.now = now
         self.clocks = clocks
         self.effects = NoticeEffects(settings, clocks, now)
+        self.desk = ReviewDesk(settings, engine, now, self.effects, clocks.wording)
         self._nino_key = nino_key
         self.policy = classify_policy(settings)
         self._report_type_words = {
@@ -134,6 +134,7 @@ class Inbox:
                 else None,
                 rules=list(reading.classification.rules),
                 reasons=list(reading.classification.reasons),
+                cues=list(reading.classification.cues),
                 detail=(reading.problem or reading.classification.detail)[:2048],
                 received_at=received,
                 processed_at=self.now(),
@@ -266,38 +267,42 @@ class Inbox:
     def _decide(
         self, session: Session, row: InboundMessage, reading: Reading, received: datetime
     ) -> Disposition:
-        kind = reading.classification.kind
+        c = reading.classification
         if reading.parsed is None:
             self._to(session, row, InboundState.QUARANTINED, "quarantined", reading.problem or "")
             return Disposition.QUARANTINE
-        match = self._match(session, reading.parsed, reading.classification)
+        match = self._match(session, reading.parsed, c)
         row.case_id, row.submission_id = match.case_id, match.submission_id
         row.match_method = match.method.value if match.method else None
-        trace = list(match.trace) + ([f"problem: {match.problem}"] if match.problem else [])
-        if kind not in NOTICE_KINDS:
-            # A person's out-of-office, a bulletin, a question: recorded, no state change, left for people.
-            self._to(session, row, InboundState.IGNORED, "ignored", "; ".join(trace))
+        trace = "; ".join([*match.trace, *([f"problem: {match.problem}"] if match.problem else [])])
+        trusted = reading.trust.trusted
+        if c.kind not in NOTICE_KINDS:
+            if c.review is not None and trusted and match.refers:
+                # Trusted DWP mail about our case that no rule read with certainty: a person decides.
+                self.desk.flag(session, row, c.review, trace)
+                return Disposition.QUARANTINE
+            # A person's out-of-office, a bulletin, mail about nothing of ours: recorded, left for people.
+            self._to(session, row, InboundState.IGNORED, "ignored", trace)
             return Disposition.LEAVE
         # A failed bounce only ever asks for human attention, so it may act on our own Message-ID alone;
         # an acknowledgement or rejection must come from a trusted, authenticated DWP sender.
-        acts_on_evidence = kind == Kind.BOUNCE and match.method == Method.DSN_ORIGINAL
-        if not (reading.trust.trusted or acts_on_evidence):
+        acts_on_evidence = c.kind == Kind.BOUNCE and match.method == Method.DSN_ORIGINAL
+        if not (trusted or acts_on_evidence):
             self._to(
                 session, row, InboundState.QUARANTINED, "quarantined", f"untrusted: {reading.trust.reason}"
             )
             return Disposition.QUARANTINE
         if not match.matched:
-            self._to(session, row, InboundState.UNMATCHED, "unmatched", "; ".join(trace))
+            if c.kind == Kind.REJECTION and match.refers:
+                # A rejection about our case whose submission is unclear: its clock must not wait unseen.
+                self.desk.flag(session, row, f"a rejection, but {match.problem}", trace)
+            else:
+                self._to(session, row, InboundState.UNMATCHED, "unmatched", trace)
             return Disposition.QUARANTINE
-        self._to(session, row, InboundState.MATCHED, "matched", "; ".join(trace))
+        self._to(session, row, InboundState.MATCHED, "matched", trace)
         assert match.submission_id is not None
         self.effects.apply(
-            session,
-            row,
-            queries.get_submission(session, match.submission_id),
-            reading.classification,
-            at=received,
-            actor=ACTOR,
+            session, row, queries.get_submission(session, match.submission_id), c, at=received, actor=ACTOR
         )
         return Disposition.PROCESSED
 
@@ -359,110 +364,17 @@ class Inbox:
         return result
 
     def _open_submissions(self, session: Session, case_id: int) -> list[OpenSubmission]:
-        subs = session.exec(
-            select(Submission).where(
-                Submission.case_id == case_id,
-                col(Submission.state).in_([s.value for s in DELIVERED if s != SubmissionState.SUPERSEDED]),
-            )
-        ).all()
         return [
             OpenSubmission(s.id, s.report_type, int(s.sent_at.timestamp()) if s.sent_at else 0)
-            for s in subs
+            for s in queries.open_submissions(session, case_id)
             if s.id is not None
         ]
-
-    # -- effects -------------------------------------------------------------------------------------------
-
-    # -- people's decisions ----------------------------------------------------------------------------------
-
-    def assign(
-        self, message_id: int, case_ref: str, *, submission_id: int | None, actor: str
-    ) -> InboundMessage:
-        """A person says which case (and submission) a message is about; its effects apply as if matched."""
-        with transaction(self.engine) as session:
-            row = session.get(InboundMessage, message_id)
-            if row is None:
-                raise InputError(f"no inbound message {message_id}")
-            case = queries.require_case(session, case_ref)
-            sub = self._assigned_submission(session, case.id, submission_id)
-            row.case_id, row.submission_id, row.match_method, row.assigned_by = (
-                case.id,
-                sub.id,
-                "assigned",
-                actor,
-            )
-            queries.move_inbound(
-                session,
-                row,
-                InboundState.ASSIGNED,
-                now=self.now(),
-                actor=actor,
-                action="assigned",
-                detail={"case": case.id, "submission": sub.id},
-            )
-            if Kind(row.kind) in NOTICE_KINDS:
-                classification = Classification(Kind(row.kind), tuple(row.reasons), tuple(row.rules))
-                self.effects.apply(session, row, sub, classification, at=row.received_at, actor=actor)
-            return row
-
-    def _assigned_submission(
-        self, session: Session, case_id: int | None, submission_id: int | None
-    ) -> Submission:
-        assert case_id is not None
-        if submission_id is not None:
-            sub = queries.get_submission(session, submission_id)
-            if sub.case_id != case_id:
-                raise InputError(f"submission {submission_id} belongs to another case")
-            return sub
-        open_subs = self._open_submissions(session, case_id)
-        if len(open_subs) != 1:
-            raise InputError(f"the case has {len(open_subs)} sent submissions; name one with --submission")
-        return queries.get_submission(session, open_subs[0].id)
-
-    def listing(self, *, state: str | None) -> list[dict[str, Any]]:
-        """`mailroom inbox`: messages waiting for a person by default, or those in `state`."""
-        waiting = [InboundState.UNMATCHED, InboundState.QUARANTINED]
-        if state is not None and state not in set(InboundState):
-            raise InputError(f"unknown state {state!r} (known: {', '.join(s.value for s in InboundState)})")
-        with transaction(self.engine) as session:
-            query = select(InboundMessage).order_by(col(InboundMessage.id))
-            query = query.where(col(InboundMessage.state).in_([state] if state else waiting))
-            return [
-                {
-                    "id": m.id,
-                    "state": m.state,
-                    "kind": m.kind,
-                    "trusted": m.trusted,
-                    "sender": m.sender,
-                    "received_at": m.received_at.isoformat(),
-                    "match_method": m.match_method,
-                    "submission_id": m.submission_id,
-                    "rules": m.rules,
-                    "reasons": m.reasons,
-                    "detail": m.detail,
-                }
-                for m in session.exec(query).all()
-            ]
-
-    def dismiss(self, message_id: int, *, actor: str) -> InboundMessage:
-        with transaction(self.engine) as session:
-            row = session.get(InboundMessage, message_id)
-            if row is None:
-                raise InputError(f"no inbound message {message_id}")
-            queries.move_inbound(
-                session, row, InboundState.DISMISSED, now=self.now(), actor=actor, action="dismissed"
-            )
-            return row
-
-
-def _moves(sub: Submission) -> frozenset[SubmissionState]:
-    return SUBMISSION_MOVES[SubmissionState(sub.state)]
 
 
 def _disposition_for(row: InboundMessage) -> Disposition:
     if row.state in (InboundState.MATCHED, InboundState.ASSIGNED):
         return Disposition.PROCESSED
-    if row.state in (InboundState.QUARANTINED, InboundState.UNMATCHED):
+    if row.state in WAITING:
         return Disposition.QUARANTINE
     return Disposition.LEAVE
 

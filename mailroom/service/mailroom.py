@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 from mailroom.core.config import PreflightSettings, Settings
 from mailroom.core.deadlines import ClockState
 from mailroom.core.errors import ConfigError, Conflict, InputError, NotFound
-from mailroom.core.mi import SubmissionFacts, summarise
+from mailroom.core.mi import ReviewFacts, SubmissionFacts, summarise, summarise_reviews
 from mailroom.core.states import SUBMISSION_MOVES, SubmissionState
 from mailroom.service.cases import CaseDesk, NewCase, iso_or_none
 from mailroom.service.clocks import close_clocks
@@ -27,7 +27,7 @@ from mailroom.service.records import refuse_if_erased
 from mailroom.store import audit, queries
 from mailroom.store.documents import DocumentStore
 from mailroom.store.engine import transaction
-from mailroom.store.models import Case, Clock, Document, Escalation, Notice, Submission
+from mailroom.store.models import Case, Clock, Document, Escalation, InboundMessage, Notice, Submission
 
 if TYPE_CHECKING:  # pdfplumber (behind parsers.preflight) costs ~17 MB: loaded when a PDF is first read
     from parsers.preflight import PreflightPolicy, PreflightReport
@@ -325,13 +325,7 @@ class Mailroom(CaseDesk):
     def management_information(self, start: date | None, end: date | None) -> dict[str, Any]:
         """`report mi`: submissions created in [start, end] (whole days, UTC), summarised."""
         with transaction(self.engine) as session:
-            query = select(Submission)
-            if start:
-                query = query.where(col(Submission.created_at) >= datetime.combine(start, time(0), UTC))
-            if end:
-                query = query.where(
-                    col(Submission.created_at) < datetime.combine(end + timedelta(days=1), time(0), UTC)
-                )
+            query = _within(select(Submission), col(Submission.created_at), start, end)
             facts = [
                 SubmissionFacts(
                     s.report_type,
@@ -344,11 +338,23 @@ class Mailroom(CaseDesk):
                 )
                 for s in session.exec(query).all()
             ]
+            reviews = [
+                ReviewFacts(m.state, m.applied_as)
+                for m in session.exec(
+                    _within(
+                        select(InboundMessage).where(col(InboundMessage.review).is_not(None)),
+                        col(InboundMessage.received_at),
+                        start,
+                        end,
+                    )
+                ).all()
+            ]
         summary = summarise(facts, self.settings.rejection_reasons)
         return {
             "from": start.isoformat() if start else None,
             "to": end.isoformat() if end else None,
             **summary,
+            "needs_review": summarise_reviews(reviews),
         }
 
     def verify_audit(self) -> tuple[int, list[str]]:
@@ -425,6 +431,15 @@ class Mailroom(CaseDesk):
 
 
 __all__ = ["Mailroom", "NewCase", "NotFound"]
+
+
+def _within(query: Any, column: Any, start: date | None, end: date | None) -> Any:
+    """`query` limited to rows whose `column` falls in [start, end], whole days in UTC."""
+    if start:
+        query = query.where(column >= datetime.combine(start, time(0), UTC))
+    if end:
+        query = query.where(column < datetime.combine(end + timedelta(days=1), time(0), UTC))
+    return query
 
 
 def preflight_policy(settings: Settings) -> PreflightPolicy:

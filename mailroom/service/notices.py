@@ -15,7 +15,7 @@ from sqlmodel import Session
 from mailroom.core.config import Settings
 from mailroom.core.errors import InputError
 from mailroom.service.wording import Wording
-from mailroom.store.models import Case, Notice, Submission
+from mailroom.store.models import Case, InboundMessage, Notice, Submission
 from mailroom.store.queries import add_audited
 from outbox.compose import make_message_id
 
@@ -95,4 +95,29 @@ def alert_team(
         body=words.body,
         case_id=case.id,
         submission_id=submission.id,
+    )
+
+
+def alert_review(
+    session: Session,
+    settings: Settings,
+    wording: Wording,
+    *,
+    now: datetime,
+    message: InboundMessage,
+    case: Case | None,
+    submission: Submission | None,
+) -> Notice:
+    """Tell the provider team a DWP message about one of our cases waits for a person, and why."""
+    words = wording.review_alert(message, case, submission)
+    return queue_notice(
+        session,
+        settings=settings,
+        now=now,
+        kind="alert",
+        recipients=(settings.provider.team_address,),
+        subject=words.subject,
+        body=words.body,
+        case_id=case.id if case else None,
+        submission_id=submission.id if submission else None,
     )

@@ -5,6 +5,7 @@ so `mailroom parse` shows exactly what ingest will see.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,10 @@ def classify_policy(settings: Settings) -> ClassifyPolicy:
         out_of_office_phrases=base.out_of_office_phrases + extra.out_of_office_phrases,
         hedge_phrases=base.hedge_phrases + extra.hedge_phrases,
         bulletin_phrases=base.bulletin_phrases + extra.bulletin_phrases,
+        outcome_cues=base.outcome_cues + extra.outcome_cues,
+        action_cues=base.action_cues + extra.action_cues,
+        # "Six Month Report", "Support Plan": the site's report types name what a rejection is about.
+        report_words=base.report_words + tuple(re.escape(t.label) for t in settings.report_types),
     )
 
 
@@ -92,6 +97,9 @@ def reading_view(reading: Reading, settings: Settings) -> dict[str, Any]:
         "has_nino": bool(find_ninos(text)),
         "reasons": list(c.reasons),
         "rules": list(c.rules),
+        "cues": list(c.cues),
+        # What ingest would do with it if it is trusted DWP mail about one of our cases.
+        "review": c.review,
         "dsn": {
             "action": c.dsn.action,
             "status": c.dsn.status,

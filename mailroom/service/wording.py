@@ -16,7 +16,7 @@ from mailroom.core.config import Settings
 from mailroom.core.deadlines import ClockKind
 from mailroom.core.errors import ConfigError
 from mailroom.core.workdays import WorkCalendar
-from mailroom.store.models import Case, Clock, Submission
+from mailroom.store.models import Case, Clock, InboundMessage, Submission
 from outbox.templates import RenderedNotice, TemplateError, Templates
 
 COVER_VALUES = ("report_type", "case_ref", "submission_token", "version", "provider_name")
@@ -32,11 +32,22 @@ REMINDER_VALUES = (
 )
 ESCALATION_VALUES = (*COVER_VALUES, "due_date", "level", "missing", "evidence")
 SEND_FAILURE_VALUES = (*COVER_VALUES, "headline", "reason", "message_id", "dwp_inbox", "submission_id")
+NEEDS_REVIEW_VALUES = (
+    "case_ref",
+    "submission_token",
+    "inbound_id",
+    "kind",
+    "why",
+    "received",
+    "provider_name",
+    "next_step",
+)
 TEMPLATES = {
     "cover": COVER_VALUES,
     "reminder": REMINDER_VALUES,
     "escalation": ESCALATION_VALUES,
     "send-failure": SEND_FAILURE_VALUES,
+    "needs-review": NEEDS_REVIEW_VALUES,
 }
 
 WAITING_FOR = {
@@ -121,6 +132,31 @@ class Wording:
             "submission_id": str(sub.id),
         }
         return self.templates.render_notice("send-failure", values)
+
+    def review_alert(
+        self, message: InboundMessage, case: Case | None, sub: Submission | None
+    ) -> RenderedNotice:
+        """The team's alert for a message in the review queue: our words and references only, never the
+        message's own subject or text, which may name the customer."""
+        case_ref = case.case_ref if case else "(several cases)"
+        assign = f"mailroom inbox assign {message.id} {case_ref if case else 'CASE'}"
+        if sub is None:
+            assign += " --submission ID"
+        values = {
+            "case_ref": case_ref,
+            "submission_token": sub.token if sub else "-",
+            "inbound_id": str(message.id),
+            "kind": message.kind,
+            "why": message.review or "-",
+            "received": self._when(message.received_at),
+            "provider_name": self.settings.provider.name,
+            "next_step": (
+                f"If it returns the report for rework: `{assign} --as rejection` (the correction clock runs "
+                f"from its arrival).\nIf it is DWP's acknowledgement: `{assign} --as acknowledgement`.\n"
+                f"If DWP asks something, answer it, then `mailroom inbox dismiss {message.id}`."
+            ),
+        }
+        return self.templates.render_notice("needs-review", values)
 
     # -- values ------------------------------------------------------------------------------------------
 

@@ -158,6 +158,13 @@ class InboundMessage(SQLModel, table=True):
     in_reply_to: str | None = Field(default=None, max_length=998)
     rules: list[str] = _json([])
     reasons: list[str] = _json([])
+    cues: list[str] = Field(
+        default_factory=list, sa_column=Column(sa.JSON(), nullable=False, server_default="[]")
+    )
+    # Why a person must read it (state needs_review); kept after they decide, so MI can count them.
+    review: str | None = Field(default=None, max_length=512)
+    # The kind a person applied with `inbox assign --as` (rejection, acknowledgement), if any.
+    applied_as: str | None = Field(default=None, max_length=32)
     case_id: int | None = Field(default=None, foreign_key="cases.id", index=True)
     submission_id: int | None = Field(default=None, foreign_key="submissions.id", index=True)
     match_method: str | None = Field(default=None, max_length=64)

@@ -11,7 +11,13 @@ from typing import Any
 from sqlmodel import Session, col, func, select
 
 from mailroom.core.errors import NotFound
-from mailroom.core.states import InboundState, SubmissionState, require_inbound_move, require_submission_move
+from mailroom.core.states import (
+    DELIVERED,
+    InboundState,
+    SubmissionState,
+    require_inbound_move,
+    require_submission_move,
+)
 from mailroom.store import audit
 from mailroom.store.models import (
     AuditEvent,
@@ -81,6 +87,14 @@ def list_submissions(session: Session, *, state: str | None = None) -> Sequence[
 def submissions_for_case(session: Session, case_id: int) -> Sequence[Submission]:
     return session.exec(
         select(Submission).where(Submission.case_id == case_id).order_by(col(Submission.id))
+    ).all()
+
+
+def open_submissions(session: Session, case_id: int) -> Sequence[Submission]:
+    """Submissions of the case a notice could still be about: delivered and not superseded."""
+    delivered = [s.value for s in DELIVERED if s != SubmissionState.SUPERSEDED]
+    return session.exec(
+        select(Submission).where(Submission.case_id == case_id, col(Submission.state).in_(delivered))
     ).all()
 
 

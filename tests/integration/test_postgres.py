@@ -19,6 +19,7 @@ from email import message_from_bytes
 import psycopg
 import pytest
 
+from mailroom.store.engine import SCHEMA_HEAD
 from tests.conftest import Env
 from tests.support import pdfs
 from tests.support.postgres import Postgres
@@ -53,7 +54,7 @@ def test_db_upgrade_cases_and_no_clear_nino_on_postgres(pg_env: tuple[Env, str])
         rows(dsn, "SELECT * FROM audit_events"), default=str
     )
     assert "AB123456C" not in dump and "AB 12 34 56 C" not in dump
-    assert rows(dsn, "SELECT version_num FROM alembic_version") == [("0001",)]
+    assert rows(dsn, "SELECT version_num FROM alembic_version") == [(SCHEMA_HEAD,)]
 
 
 def two_daemons_once(env: Env, at: datetime | None = None) -> None:
