@@ -99,6 +99,7 @@ DEFAULT_HEDGE_PHRASES: tuple[str, ...] = (
     r"\b(any|all) reports?\b",
     r"\breports? (that|which)\b",
     r"\bnot\b",
+    r"\bno( further| more| other)?\s*$",  # "no amendments required": "no" right before the cue
     r"\bhow to\b",
     # Figures, not a notice: "5 of the 41 reports you submitted were returned", "3 reports returned".
     r"\b\d+ (of (the|your|our) \d+ )?(\w+ )?reports\b",
@@ -153,6 +154,10 @@ DEFAULT_OUT_OF_OFFICE_PHRASES: tuple[str, ...] = (
     r"\breturn(ing)? to the office\b",
     r"\b(do not|don't) work on\b",
     r"\bnot working (today|on)\b",
+    # Part-time working patterns: "I work Monday to Wednesday and will deal with your message ...".
+    r"\b(I|I only) work (on )?(mon|tues|wednes|thurs|fri)days?\b",
+    r"\bmy working (days|hours|pattern) (are|is)\b",
+    r"\b(deal with|respond to|reply to|answer) your (e-?mail|message) (on|when) (my|I)\b",
 )
 DEFAULT_ACK_SENDERS: tuple[str, ...] = ("accesstowork.mhss@dwp.gov.uk",)
 

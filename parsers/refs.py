@@ -29,7 +29,8 @@ DEFAULT_CASE_REF_PATTERN = r"MH-\d{6}"
 _BRACKETED_ID = re.compile(r"<\s*([^<>\s@]+)\s*@\s*([^<>\s]+?)\s*>")
 _BARE_ID = re.compile(r"^[^<>\s@()\",;]+@[^<>\s@()\",;]+$")
 # The outbox writes "[S-000123]" into every subject; the brackets keep it from matching ordinary text.
-_SUBMISSION_TOKEN = re.compile(r"\[\s*(S-\d{6,})\s*\]", re.IGNORECASE)
+# As the outbox writes it ("[S-000123]"), or retyped bare by a person ("Submission S-000123 not accepted").
+_SUBMISSION_TOKEN = re.compile(r"\[\s*(S-\d{6,})\s*\]|(?<![\w-])(S-\d{6})(?![\w-])", re.IGNORECASE)
 # Conservative on purpose: a label ("reference", "ref", "reference number") right before the value, and the
 # value either DWP's ATW-style reference or a bare 6-10 digit number. Case refs (MH-...) and NI numbers have
 # letters in them and never match.
@@ -75,8 +76,9 @@ def find_case_refs(text: str, pattern: str = DEFAULT_CASE_REF_PATTERN) -> tuple[
 
 
 def find_submission_tokens(text: str) -> tuple[str, ...]:
-    """Submission tokens written by the outbox as ``[S-000123]``; returned as ``"S-000123"``."""
-    return _unique([token.upper() for token in _SUBMISSION_TOKEN.findall(text)])
+    """Submission tokens written by the outbox as ``[S-000123]`` (or retyped without the brackets);
+    returned as ``"S-000123"``."""
+    return _unique([(bracketed or bare).upper() for bracketed, bare in _SUBMISSION_TOKEN.findall(text)])
 
 
 def find_dwp_reference(text: str) -> str | None:

@@ -254,6 +254,54 @@ def test_a_persons_out_of_office_changes_nothing_and_stays_in_the_inbox(world: W
     assert world.cli("inbox", "--state", "ignored")[0]["kind"] == "auto_reply"
 
 
+def unlisted_rejection(report: EmailMessage) -> EmailMessage:
+    """DWP's caseworker in words no rule lists, with only one half of a rejection: a negative outcome."""
+    reply = EmailMessage()
+    reply["From"] = "Sam Patel <sam.patel@dwp.gov.uk>"
+    reply["To"] = "reports@provider.example"
+    reply["Subject"] = f"RE: {report['Subject']}"
+    reply["Message-ID"] = f"<{uuid.uuid4().hex}@dwp.gov.uk>"
+    reply["In-Reply-To"] = str(report["Message-ID"])
+    reply["References"] = str(report["Message-ID"])
+    reply["Authentication-Results"] = (
+        f"{AUTHSERV}; dkim=pass header.d=dwp.gov.uk; spf=pass smtp.mailfrom=dwp.gov.uk; "
+        "dmarc=pass header.from=dwp.gov.uk"
+    )
+    reply.set_content(
+        "Hello,\n\nThank you for the support plan. I'm afraid it cannot be processed in its current form."
+        "\n\nKind regards\nSam Patel\nAccess to Work\n"
+    )
+    return reply
+
+
+def test_a_rejection_in_unlisted_wording_waits_for_a_person_and_applies_from_its_arrival(
+    world: World,
+) -> None:
+    world.submit()
+    world.run()
+    [report] = world.sent_to_dwp()
+    world.dovecot.deliver_lmtp(ALICE, unlisted_rejection(report).as_bytes(), folder=world.folder)
+    world.run()
+
+    [waiting] = world.cli("inbox", "--state", "needs_review")
+    assert waiting["case_ref"] == "MH-100001" and waiting["review"]
+    assert world.folder_count(world.folder) == 0  # filed out of INBOX, into the review folder
+    assert world.folder_count(f"{world.folder}/Quarantine") == 1
+    alerts = [n for n in world.notices_to(TEAM) if "needs review" in str(n["Subject"])]
+    assert len(alerts) == 1 and "MH-100001" in str(alerts[0]["Subject"])
+    assert "current form" not in alerts[0].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert world.case()["submissions"][0]["state"] == "sent"  # no clock on half a rejection
+
+    world.run()  # the next sweep: nothing new for anyone
+    assert len([n for n in world.notices_to(TEAM) if "needs review" in str(n["Subject"])]) == 1
+
+    world.cli("inbox", "assign", str(waiting["id"]), "MH-100001", "--as", "rejection")
+    assert world.case()["submissions"][0]["state"] == "rejected"
+    # From the arrival (the server's INTERNALDATE, whole seconds), not from the person's decision.
+    assert world.clock("correction")["started_at"] == waiting["received_at"]
+    assert world.cli("inbox") == []
+
+
 def test_a_recreated_folder_is_read_again_but_nothing_is_applied_twice(world: World) -> None:
     sent_and_acknowledged(world)
     raw = world_first_ack(world)

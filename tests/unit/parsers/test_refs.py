@@ -60,7 +60,15 @@ class TestSubmissionTokens:
             "S-000124",
         )
 
-    @pytest.mark.parametrize("text", ["S-000123", "(S-000123)", "[S-123]", "[SS-000123]"])
+    @pytest.mark.parametrize(
+        "text", ["Submission S-000123 not accepted", "(S-000123)", "RE: plan - s-000123"]
+    )
+    def test_tokens_retyped_without_brackets(self, text: str) -> None:
+        assert find_submission_tokens(text) == ("S-000123",)
+
+    @pytest.mark.parametrize(
+        "text", ["S-123", "[S-123]", "[SS-000123]", "XS-000123", "S-0001234", "MS-000123"]
+    )
     def test_not_tokens(self, text: str) -> None:
         assert find_submission_tokens(text) == ()
 
