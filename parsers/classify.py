@@ -4,8 +4,11 @@ The first rule that fires decides the kind; every rule that fired is recorded, i
 this treated as a rejection?" has an answer in the database. Quoted history never counts: rules read
 ``new_text`` (the part the sender wrote now), the subject, headers and attachment text.
 
+Delivery reports are read before the table, as their own step (parsers/bounce.py): a bounce carries our own
+report, whose words would match the rules below, so a delivery report is a bounce whatever it says. So is
+an RFC 5965 abuse report: a complaint about our mail, never a notice.
+
 Order matters and is deliberate (docs/classification.md explains each row):
-- delivery reports first: a bounce quotes our own mail, which would match anything else;
 - bulletins and "accepted after resubmission" before rejections, because both mention rejection;
 - rejections before acknowledgements: a missed rejection is silent (the report looks accepted when the
   decision window closes), a wrong one is loud (a person sees an unexpected correction clock);
@@ -18,7 +21,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from parsers.autoreply import is_auto_submitted, parse_dsn
+from parsers.autoreply import is_auto_submitted
+from parsers.bounce import is_abuse_report, parse_dsn
 from parsers.cues import Cues, read_cues
 from parsers.refs import find_dwp_reference
 from parsers.sentences import any_match, statements
@@ -46,7 +50,6 @@ class Facts:
     policy: ClassifyPolicy
     # The new text, cut at READ_LIMIT characters.
     text: str
-    dsn: DeliveryStatus | None
     auto_signal: str | None
     # Attachment texts that themselves state a rejection (a notice in a PDF, a forwarded notice).
     rejection_attachments: tuple[str, ...]
@@ -55,14 +58,6 @@ class Facts:
 
 
 Predicate = Callable[[Facts], bool]
-
-
-def _is_bounce(facts: Facts) -> bool:
-    return facts.dsn is not None and facts.dsn.action in _FAILED_OR_DELAYED
-
-
-def _is_delivery_receipt(facts: Facts) -> bool:
-    return facts.dsn is not None and facts.dsn.action not in _FAILED_OR_DELAYED
 
 
 def _is_bulletin(facts: Facts) -> bool:
@@ -134,8 +129,6 @@ def _is_auto_submitted(facts: Facts) -> bool:
 
 
 RULES: tuple[tuple[str, Predicate, Kind], ...] = (
-    ("delivery-failure", _is_bounce, Kind.BOUNCE),
-    ("delivery-receipt", _is_delivery_receipt, Kind.OTHER),
     ("bulletin", _is_bulletin, Kind.OTHER),
     ("accepted-after-resubmission", _is_accepted_resubmission, Kind.OTHER),
     ("rejection-subject", _has_rejection_subject, Kind.REJECTION),
@@ -150,7 +143,7 @@ RULES: tuple[tuple[str, Predicate, Kind], ...] = (
 # Recorded only when no rule in the table fired.
 FALLBACK = ("otherwise", Kind.OTHER)
 # Rules whose kind is certain enough to file without a person, besides the notices themselves.
-_CERTAIN_RULES = frozenset({"delivery-receipt", "out-of-office"})
+_CERTAIN_RULES = frozenset({"out-of-office"})
 _REVIEW_REASONS = {
     "bulletin": "a bulletin, yet about one of our cases",
     "accepted-after-resubmission": "an acceptance after resubmission: check that nothing else is asked",
@@ -161,6 +154,17 @@ _UNREAD = "not confidently an acknowledgement, rejection, bounce, bulletin or ou
 
 def classify(msg: ParsedMessage, policy: ClassifyPolicy | None = None) -> Classification:
     """Kind, Annex F reasons (rejections only), DWP reference and the rules that fired, first one deciding."""
+    dsn = parse_dsn(msg)
+    if dsn is not None:
+        return _delivery_report(dsn)
+    if is_abuse_report(msg):
+        return Classification(
+            kind=Kind.OTHER,
+            reasons=(),
+            rules=("abuse-report",),
+            detail="decided by abuse-report (RFC 5965 feedback report)",
+            review="an abuse report (RFC 5965) about mail of ours",
+        )
     facts = _facts(msg, policy or ClassifyPolicy.default())
     fired = [(name, kind) for name, predicate, kind in RULES if predicate(facts)] or [FALLBACK]
     decided_by, kind = fired[0]
@@ -169,7 +173,6 @@ def classify(msg: ParsedMessage, policy: ClassifyPolicy | None = None) -> Classi
         kind=kind,
         reasons=_reasons(facts) if kind is Kind.REJECTION else (),
         rules=tuple(name for name, _ in fired),
-        dsn=facts.dsn,
         dwp_reference=_dwp_reference(facts, kind),
         detail=_detail(decided_by, facts),
         cues=facts.cues.describe(),
@@ -205,7 +208,7 @@ def _facts(msg: ParsedMessage, policy: ClassifyPolicy) -> Facts:
         # copy of our own report, attached to a message that says nothing of the kind, never counts.
         for attachment_text in texts:
             cues = cues | read_cues(attachment_text, msg.subject, policy)
-    return Facts(msg, policy, text, parse_dsn(msg), is_auto_submitted(msg), rejecting, cues)
+    return Facts(msg, policy, text, is_auto_submitted(msg), rejecting, cues)
 
 
 def _reasons(facts: Facts) -> tuple[str, ...]:
@@ -228,6 +231,18 @@ def _detail(rule: str, facts: Facts) -> str:
     parts = [f"decided by {rule}"]
     if facts.auto_signal:
         parts.append(f"machine-sent ({facts.auto_signal})")
-    if facts.dsn is not None:
-        parts.append(f"delivery report: {facts.dsn.action} {facts.dsn.status or ''}".rstrip())
     return "; ".join(parts)
+
+
+def _delivery_report(dsn: DeliveryStatus) -> Classification:
+    """A bounce (failed or delayed) or a delivery receipt: certain, and no other rule is read."""
+    failed_or_delayed = dsn.action in _FAILED_OR_DELAYED
+    rule = "delivery-failure" if failed_or_delayed else "delivery-receipt"
+    words = f"{dsn.action} {dsn.status or ''}".rstrip()
+    return Classification(
+        kind=Kind.BOUNCE if failed_or_delayed else Kind.OTHER,
+        reasons=(),
+        rules=(rule,),
+        dsn=dsn,
+        detail=f"decided by {rule}; delivery report read by {dsn.reader}: {words}",
+    )

@@ -250,7 +250,7 @@ def _visit(part: Message, depth: int, notes: _Notes) -> str:
     if ctype in ("message/rfc822", "message/global"):
         notes.attachments.append(_attached_message(part, depth, notes))
         return ""
-    if ctype in ("message/delivery-status", "message/global-delivery-status"):
+    if ctype in ("message/delivery-status", "message/global-delivery-status", "message/feedback-report"):
         notes.attachments.append(_delivery_report(part, ctype))
         return ""
     if part.is_multipart():
@@ -426,14 +426,18 @@ def _as_bytes(msg: Message) -> bytes:
 
 
 def _delivery_report(part: Message, ctype: str) -> Attachment:
-    """A message/delivery-status part as text: one block of "Field: value" lines per message/recipient."""
+    """A report part (delivery-status, global or feedback) as text: one block of "Field: value" lines each."""
     payload = part.get_payload()
     if isinstance(payload, list):
-        blocks = [
-            "\n".join(f"{name}: {clean(str(value))}" for name, value in block.raw_items())
-            for block in payload
-            if isinstance(block, Message)
-        ]
+        blocks = []
+        for block in payload:
+            if not isinstance(block, Message):
+                continue
+            blocks.append("\n".join(f"{name}: {clean(str(value))}" for name, value in block.raw_items()))
+            # message/global-delivery-status is parsed as one message: its later blocks are the "body".
+            rest = block.get_payload()
+            if isinstance(rest, str) and rest.strip():
+                blocks.append(rest.strip())
         text = "\n\n".join(blocks)
     else:
         text = str(payload)

@@ -125,6 +125,13 @@ class DeliveryStatus:
     recipients: tuple[str, ...]
     original_message_id: str | None
     diagnostic: str | None
+    # Which reader recognised it: "report" (RFC 3464), a mail system's name, or "smtp-reply".
+    reader: str = "report"
+
+    @property
+    def permanent(self) -> bool:
+        """A failure: the mail system gave up (whatever the status class). A delay is temporary."""
+        return self.action == "failed"
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Which case and submission an inbound notice is about. Pure: the caller looks things up, this decides.
 
 Evidence comes in order of strength: a Message-ID we sent (In-Reply-To, References, a bounce's original
-message), the submission token in the subject, then case references and NI numbers in the text. Nothing
+message, or anywhere in a bounce), a submission token, the one report a bounce for the DWP inbox can be
+about, then case references and NI numbers in the text. Nothing
 is guessed: evidence that points at two cases, or at none, sends the message to a person.
 """
 
@@ -17,6 +18,11 @@ class Method(StrEnum):
     REFERENCES = "references"
     DSN_ORIGINAL = "dsn-original"
     SUBJECT_TOKEN = "subject-token"  # noqa: S105 - a kind of evidence, not a secret
+    # A bounce's text or returned copy: one of our Message-IDs, or a submission token, anywhere in it.
+    MESSAGE_ID_IN_TEXT = "message-id-in-text"
+    TOKEN_IN_TEXT = "token-in-text"  # noqa: S105 - a kind of evidence, not a secret
+    # A bounce that names only the DWP inbox: the one report sent to it shortly before.
+    RECIPIENT_AND_TIME = "recipient-and-time"
     CASE_REF = "case-ref"
     NINO = "nino"
 
@@ -54,7 +60,28 @@ class Match:
         return self.problem is None and self.submission_id is not None
 
 
-STRONG = (Method.IN_REPLY_TO, Method.REFERENCES, Method.DSN_ORIGINAL, Method.SUBJECT_TOKEN)
+STRONG = (
+    Method.IN_REPLY_TO,
+    Method.REFERENCES,
+    Method.DSN_ORIGINAL,
+    Method.SUBJECT_TOKEN,
+    Method.MESSAGE_ID_IN_TEXT,
+    Method.TOKEN_IN_TEXT,
+    Method.RECIPIENT_AND_TIME,
+)
+# Evidence a bounce carries of our own sending: enough to fail the submission (and alert the team) even
+# when the bounce's sender is not authenticated, because that direction only ever asks for attention.
+BOUNCE_EVIDENCE = frozenset(
+    {
+        Method.DSN_ORIGINAL,
+        Method.MESSAGE_ID_IN_TEXT,
+        Method.TOKEN_IN_TEXT,
+        Method.SUBJECT_TOKEN,
+        Method.RECIPIENT_AND_TIME,
+        Method.IN_REPLY_TO,
+        Method.REFERENCES,
+    }
+)
 
 
 def decide(

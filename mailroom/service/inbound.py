@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,20 +18,18 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from mailroom.core.config import Settings
-from mailroom.core.identity import nino_hmac
-from mailroom.core.matching import Candidate, Match, Method, OpenSubmission, decide, needs_open_submissions
+from mailroom.core.matching import BOUNCE_EVIDENCE, Match
 from mailroom.core.states import WAITING, InboundState
 from mailroom.service.clocks import ClockKeeper
+from mailroom.service.evidence import Evidence
 from mailroom.service.notice_effects import NoticeEffects
 from mailroom.service.reading import Reading, classify_policy, read_message
 from mailroom.service.review import ReviewDesk
 from mailroom.store import queries
 from mailroom.store.documents import DocumentStore, StoredFile
 from mailroom.store.engine import transaction
-from mailroom.store.models import FolderCursor, InboundMessage, Submission
-from parsers.nino import find_ninos
-from parsers.refs import find_case_refs, find_message_ids, find_submission_tokens, searchable_text
-from parsers.types import NOTICE_KINDS, Classification, Kind, ParsedMessage
+from mailroom.store.models import FolderCursor, InboundMessage
+from parsers.types import NOTICE_KINDS, Kind
 
 log = logging.getLogger(__name__)
 Now = Callable[[], datetime]
@@ -74,13 +71,8 @@ class Inbox:
         self.clocks = clocks
         self.effects = NoticeEffects(settings, clocks, now)
         self.desk = ReviewDesk(settings, engine, now, self.effects, clocks.wording)
-        self._nino_key = nino_key
+        self.evidence = Evidence(settings, nino_key)
         self.policy = classify_policy(settings)
-        self._report_type_words = {
-            t.code: re.compile(re.escape(t.label), re.IGNORECASE)
-            for t in settings.report_types
-            if t.code != "other"
-        }
 
     # -- reading (pure apart from the settings) -------------------------------------------------------------
 
@@ -271,7 +263,7 @@ class Inbox:
         if reading.parsed is None:
             self._to(session, row, InboundState.QUARANTINED, "quarantined", reading.problem or "")
             return Disposition.QUARANTINE
-        match = self._match(session, reading.parsed, c)
+        match = self.evidence.match(session, reading.parsed, c, received=received)
         row.case_id, row.submission_id = match.case_id, match.submission_id
         row.match_method = match.method.value if match.method else None
         trace = "; ".join([*match.trace, *([f"problem: {match.problem}"] if match.problem else [])])
@@ -284,9 +276,13 @@ class Inbox:
             # A person's out-of-office, a bulletin, mail about nothing of ours: recorded, left for people.
             self._to(session, row, InboundState.IGNORED, "ignored", trace)
             return Disposition.LEAVE
-        # A failed bounce only ever asks for human attention, so it may act on our own Message-ID alone;
+        if c.kind == Kind.BOUNCE and not match.matched and (match.refers or self.evidence.for_dwp_inbox(c)):
+            # A report may not have reached DWP: whoever sent the bounce, a person must know which.
+            self.desk.flag(session, row, _unlinked_bounce(match), trace)
+            return Disposition.QUARANTINE
+        # A bounce only ever asks for human attention, so it may act on evidence of our own sending alone;
         # an acknowledgement or rejection must come from a trusted, authenticated DWP sender.
-        acts_on_evidence = c.kind == Kind.BOUNCE and match.method == Method.DSN_ORIGINAL
+        acts_on_evidence = c.kind == Kind.BOUNCE and match.method in BOUNCE_EVIDENCE
         if not (trusted or acts_on_evidence):
             self._to(
                 session, row, InboundState.QUARANTINED, "quarantined", f"untrusted: {reading.trust.reason}"
@@ -321,54 +317,12 @@ class Inbox:
             detail={"method": row.match_method} if row.match_method else None,
         )
 
-    # -- matching ------------------------------------------------------------------------------------------
 
-    def _match(self, session: Session, msg: ParsedMessage, classification: Classification) -> Match:
-        candidates: list[Candidate] = []
-        threads = [(Method.IN_REPLY_TO, msg.in_reply_to)] if msg.in_reply_to else []
-        threads += [(Method.REFERENCES, ref) for ref in msg.references]
-        if classification.dsn and classification.dsn.original_message_id:
-            threads.append((Method.DSN_ORIGINAL, classification.dsn.original_message_id))
-        for method, value in threads:
-            for message_id in find_message_ids(value) or (value,):
-                sub = queries.submission_by_message_id(session, message_id)
-                if sub is not None and sub.id is not None:
-                    candidates.append(Candidate(method, sub.case_id, sub.id))
-        for token in find_submission_tokens(msg.subject):
-            sub = session.get(Submission, int(token.split("-")[1]))
-            if sub is not None and sub.id is not None:
-                candidates.append(Candidate(Method.SUBJECT_TOKEN, sub.case_id, sub.id))
-        text = searchable_text(msg)
-        for case in queries.cases_by_refs(
-            session, find_case_refs(text, self.settings.matching.case_ref_pattern)
-        ):
-            assert case.id is not None
-            candidates.append(Candidate(Method.CASE_REF, case.id))
-        candidates += self._nino_candidates(session, text)
-        open_subs: list[OpenSubmission] = []
-        if needs_open_submissions(candidates):
-            open_subs = self._open_submissions(session, candidates[0].case_id)
-        named = [code for code, word in self._report_type_words.items() if word.search(text)]
-        return decide(candidates, open_subs, report_types_named=named)
-
-    def _nino_candidates(self, session: Session, text: str) -> list[Candidate]:
-        ninos = find_ninos(text)
-        key = self._nino_key() if ninos else None
-        if not key:
-            return []
-        result = []
-        for nino in ninos:
-            for case in queries.cases_by_nino_hmac(session, nino_hmac(key, nino)):
-                assert case.id is not None
-                result.append(Candidate(Method.NINO, case.id))
-        return result
-
-    def _open_submissions(self, session: Session, case_id: int) -> list[OpenSubmission]:
-        return [
-            OpenSubmission(s.id, s.report_type, int(s.sent_at.timestamp()) if s.sent_at else 0)
-            for s in queries.open_submissions(session, case_id)
-            if s.id is not None
-        ]
+def _unlinked_bounce(match: Match) -> str:
+    """Why a bounce waits for a person, in our words only (it goes into the team's alert)."""
+    if match.refers and match.problem:
+        return f"a delivery report about one of our cases, but {match.problem}"
+    return "a delivery report for the DWP inbox that names no single report of ours"
 
 
 def _disposition_for(row: InboundMessage) -> Disposition:

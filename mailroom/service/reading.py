@@ -102,8 +102,12 @@ def reading_view(reading: Reading, settings: Settings) -> dict[str, Any]:
         "review": c.review,
         "dsn": {
             "action": c.dsn.action,
+            "permanent": c.dsn.permanent,
             "status": c.dsn.status,
+            "recipients": list(c.dsn.recipients),
             "original_message_id": c.dsn.original_message_id,
+            "diagnostic": c.dsn.diagnostic,
+            "reader": c.dsn.reader,
         }
         if c.dsn
         else None,

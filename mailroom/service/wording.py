@@ -138,10 +138,20 @@ class Wording:
     ) -> RenderedNotice:
         """The team's alert for a message in the review queue: our words and references only, never the
         message's own subject or text, which may name the customer."""
-        case_ref = case.case_ref if case else "(several cases)"
+        bounce = message.kind == "bounce"
+        case_ref = case.case_ref if case else ("(not known)" if bounce else "(several cases)")
         assign = f"mailroom inbox assign {message.id} {case_ref if case else 'CASE'}"
         if sub is None:
             assign += " --submission ID"
+        next_step = (
+            f"If it is about one of our reports: `{assign} --as bounce` (the report is marked failed; "
+            f"`mailroom queue retry ID` sends it again).\n"
+            f"If it is not: `mailroom inbox dismiss {message.id}`."
+            if bounce
+            else f"If it returns the report for rework: `{assign} --as rejection` (the correction clock runs "
+            f"from its arrival).\nIf it is DWP's acknowledgement: `{assign} --as acknowledgement`.\n"
+            f"If DWP asks something, answer it, then `mailroom inbox dismiss {message.id}`."
+        )
         values = {
             "case_ref": case_ref,
             "submission_token": sub.token if sub else "-",
@@ -150,11 +160,7 @@ class Wording:
             "why": message.review or "-",
             "received": self._when(message.received_at),
             "provider_name": self.settings.provider.name,
-            "next_step": (
-                f"If it returns the report for rework: `{assign} --as rejection` (the correction clock runs "
-                f"from its arrival).\nIf it is DWP's acknowledgement: `{assign} --as acknowledgement`.\n"
-                f"If DWP asks something, answer it, then `mailroom inbox dismiss {message.id}`."
-            ),
+            "next_step": next_step,
         }
         return self.templates.render_notice("needs-review", values)
 

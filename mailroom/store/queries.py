@@ -98,6 +98,17 @@ def open_submissions(session: Session, case_id: int) -> Sequence[Submission]:
     ).all()
 
 
+def submissions_sent_between(session: Session, start: datetime, end: datetime) -> Sequence[Submission]:
+    """Reports that left for DWP in [start, end] and could still fail: what a bare bounce may be about."""
+    delivered = [s.value for s in DELIVERED if s != SubmissionState.SUPERSEDED]
+    return session.exec(
+        select(Submission)
+        .where(col(Submission.state).in_(delivered))
+        .where(col(Submission.sent_at) >= start, col(Submission.sent_at) <= end)
+        .limit(2)
+    ).all()
+
+
 def latest_version(session: Session, case_id: int, report_type: str) -> int:
     value = session.exec(
         select(func.max(Submission.version)).where(

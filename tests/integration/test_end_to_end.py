@@ -25,7 +25,7 @@ from mailroom.edges.configfile import load_settings
 from mailroom.harness import dwp
 from mailroom.harness.gpg import GpgHome
 from tests.conftest import Env
-from tests.support import pdfs
+from tests.support import ndr, pdfs
 from tests.support.dovecot import ALICE, Dovecot
 from tests.support.smtpd import SmtpServer
 
@@ -300,6 +300,35 @@ def test_a_rejection_in_unlisted_wording_waits_for_a_person_and_applies_from_its
     # From the arrival (the server's INTERNALDATE, whole seconds), not from the person's decision.
     assert world.clock("correction")["started_at"] == waiting["received_at"]
     assert world.cli("inbox") == []
+
+
+def test_bounces_from_dwp_systems_fail_their_reports_and_a_delay_changes_nothing(world: World) -> None:
+    world.submit()
+    pdf = world.env.root / "six-month.pdf"
+    pdf.write_bytes(pdfs.arial_12_report(report_type="six-month-report"))
+    world.cli("submit", str(pdf), "--case", "MH-100001", "--type", "six-month-report")
+    world.run()
+    plan, six_month = sorted(world.sent_to_dwp(), key=lambda m: "Six Month" in str(m["Subject"]))
+    now = datetime.now().astimezone()
+    world.dovecot.deliver_lmtp(ALICE, ndr.postfix_delay(plan, now=now), folder=world.folder)
+    world.run()
+    assert [s["state"] for s in world.case()["submissions"]] == ["sent", "sent"]  # a delay is a note
+    assert "delivery-delayed" in [e["action"] for e in world.case()["submissions"][0]["timeline"]]
+
+    world.dovecot.deliver_lmtp(ALICE, ndr.m365_ndr(plan, now=now), folder=world.folder)
+    world.dovecot.deliver_lmtp(ALICE, ndr.mimecast_ndr(six_month, now=now), folder=world.folder)
+    world.run()
+    world.run()  # the next sweep: nothing more for anyone
+
+    case = world.case()
+    assert [s["state"] for s in case["submissions"]] == ["failed", "failed"]
+    failures = [n for n in world.notices_to(TEAM) if "send failure" in str(n["Subject"])]
+    assert sorted(str(n["Subject"]).split("[")[1][:8] for n in failures) == sorted(
+        f"S-{s['id']:06d}" for s in case["submissions"]
+    )
+    assert not any(c["kind"] == "correction" for c in case["clocks"])
+    assert case["escalations"] == [] and world.notices_to(PM) == []
+    assert world.folder_count(f"{world.folder}/Processed") == 3 and world.folder_count(world.folder) == 0
 
 
 def test_a_recreated_folder_is_read_again_but_nothing_is_applied_twice(world: World) -> None:

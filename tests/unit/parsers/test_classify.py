@@ -20,10 +20,24 @@ def kind_of(body: str, **kwargs: Any) -> Kind:
     return classify(message(body, **kwargs), POLICY).kind
 
 
-def test_rule_names_are_unique_and_the_table_starts_with_delivery_reports() -> None:
+def test_rule_names_are_unique_and_delivery_reports_are_read_before_the_table() -> None:
     names = [name for name, _, _ in RULES]
     assert len(names) == len(set(names))
-    assert names[0] == "delivery-failure"
+    assert "delivery-failure" not in names  # its own step, before any rule
+
+
+def test_a_bounce_is_a_bounce_whatever_it_says() -> None:
+    body = (
+        "Your message to accesstowork.mhss@dwp.gov.uk couldn't be delivered.\n"
+        "The report has been rejected by the recipient's server. Please correct and resubmit.\n"
+        "Remote Server returned '550 5.7.1 Message rejected'\n"
+    )
+    result = classify(
+        message(body, sender="postmaster@dwp.gov.uk", subject="Undeliverable: MHSS Support Plan"), POLICY
+    )
+    assert result.kind is Kind.BOUNCE and result.rules == ("delivery-failure",)
+    assert result.dsn is not None and result.dsn.status == "5.7.1" and result.dsn.permanent
+    assert result.review is None and result.cues == ()
 
 
 def test_trace_lists_every_rule_that_fired_first_one_decides() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from parsers.autoreply import parse_dsn
+from parsers.bounce import parse_dsn
 from parsers.message import parse_message
 from tests.unit.parsers.mail import INBOX, OUR_ID, OUR_SUBJECT, multipart, raw_message
 

@@ -160,6 +160,8 @@ def test_dismiss_records_who_decided_it_was_nothing(desk: Env) -> None:
             select(AuditEvent).where(AuditEvent.entity == "message", AuditEvent.action == "dismissed")
         ).all()
     assert event.actor.startswith("cli:") and event.to_state == "dismissed"
+    again = desk.run("inbox", "dismiss", str(row["id"]))  # decided already: one line, nothing changes
+    assert again.code == 1 and len(again.err.strip().splitlines()) == 1 and "dismissed" in again.err
     assert _cli_json(desk, "inbox") == []
     mi = _cli_json(desk, "report", "mi")["needs_review"]
     assert mi == {**mi, "total": 1, "dismissed": 1, "open": 0}
