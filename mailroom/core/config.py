@@ -183,7 +183,7 @@ class ClassifySettings:
     out_of_office_phrases: tuple[str, ...] = ()
     hedge_phrases: tuple[str, ...] = ()
     bulletin_phrases: tuple[str, ...] = ()
-    # The scored reading (docs/classification.md §2): more words for a negative outcome or a requested action.
+    # The scored reading (docs/classification.md §3): more words for a negative outcome or a requested action.
     outcome_cues: tuple[str, ...] = ()
     action_cues: tuple[str, ...] = ()
     # Reason code (from [rejection_reasons]) -> further phrases that name it.
