@@ -46,7 +46,7 @@ class Evidence:
         if classification.kind == Kind.BOUNCE and not candidates:
             candidates += self._returned(session, msg)
         for token in find_submission_tokens(msg.subject):
-            sub = session.get(Submission, int(token.split("-")[1]))
+            sub = _by_token(session, token)
             if sub is not None and sub.id is not None:
                 candidates.append(Candidate(Method.SUBJECT_TOKEN, sub.case_id, sub.id))
         text = searchable_text(msg)
@@ -94,7 +94,7 @@ class Evidence:
                 candidates.append(Candidate(Method.MESSAGE_ID_IN_TEXT, sub.case_id, sub.id))
                 seen.add(sub.id)
         for token in find_submission_tokens(text):
-            sub = session.get(Submission, int(token.split("-")[1]))
+            sub = _by_token(session, token)
             if sub is not None and sub.id is not None and sub.id not in seen:
                 candidates.append(Candidate(Method.TOKEN_IN_TEXT, sub.case_id, sub.id))
                 seen.add(sub.id)
@@ -125,3 +125,8 @@ class Evidence:
             for s in queries.open_submissions(session, case_id)
             if s.id is not None
         ]
+
+
+def _by_token(session: Session, token: str) -> Submission | None:
+    """The submission a token such as S-000123 names (its id), if there is one."""
+    return session.get(Submission, int(token.split("-")[1]))

@@ -73,10 +73,10 @@ class NoticeEffects:
                 detail={**note, "dwp_reference": c.dwp_reference},
             )
         else:
-            self._note(session, sub, "acknowledgement-noted", actor=actor, detail=note)
+            self.note(session, sub, "acknowledgement-noted", actor=actor, detail=note)
         self.clocks.on_reply(session, sub, at=at)
 
-    def _note(
+    def note(
         self, session: Session, sub: Submission, action: str, *, actor: str, detail: dict[str, Any]
     ) -> None:
         """A timeline entry for a notice that changes no state (noted, repeated, delayed)."""
@@ -101,7 +101,7 @@ class NoticeEffects:
         note: dict[str, Any],
     ) -> None:
         if sub.state == SubmissionState.REJECTED:
-            self._note(session, sub, "rejection-repeated", actor=actor, detail=note)
+            self.note(session, sub, "rejection-repeated", actor=actor, detail=note)
             return
         if sub.state == SubmissionState.SENDING:
             # Read before the outbox recorded the send: noted here, applied when the send is recorded.
@@ -109,7 +109,7 @@ class NoticeEffects:
                 sub.rejected_at = at
                 sub.rejection_reasons = list(c.reasons)
             reasons = {**note, "reasons": list(c.reasons)}
-            self._note(session, sub, "rejection-noted", actor=actor, detail=reasons)
+            self.note(session, sub, "rejection-noted", actor=actor, detail=reasons)
             return
         if SubmissionState.REJECTED not in _moves(sub):
             raise Conflict(f"submission {sub.id} is {sub.state}; a rejection cannot apply to it")
@@ -145,7 +145,7 @@ class NoticeEffects:
             "diagnostic": (dsn.diagnostic or "")[:200] if dsn else None,
         }
         if action != "failed" or SubmissionState.FAILED not in _moves(sub):
-            self._note(session, sub, f"delivery-{action}", actor=actor, detail=detail)
+            self.note(session, sub, f"delivery-{action}", actor=actor, detail=detail)
             return
         sub.failed_at = at
         queries.move_submission(

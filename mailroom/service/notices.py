@@ -18,6 +18,7 @@ from mailroom.service.wording import Wording
 from mailroom.store.models import Case, InboundMessage, Notice, Submission
 from mailroom.store.queries import add_audited
 from outbox.compose import make_message_id
+from outbox.templates import RenderedNotice
 
 ACTOR = "daemon:notices"
 
@@ -85,17 +86,7 @@ def alert_team(
 ) -> Notice:
     """Tell the provider team a report did not get through; the case reference is the only identifier."""
     words = wording.send_failure(case, submission, headline=headline, reason=problem)
-    return queue_notice(
-        session,
-        settings=settings,
-        now=now,
-        kind="alert",
-        recipients=(settings.provider.team_address,),
-        subject=words.subject,
-        body=words.body,
-        case_id=case.id,
-        submission_id=submission.id,
-    )
+    return _alert(session, settings, words, now=now, case=case, submission=submission)
 
 
 def alert_review(
@@ -110,6 +101,19 @@ def alert_review(
 ) -> Notice:
     """Tell the provider team a DWP message about one of our cases waits for a person, and why."""
     words = wording.review_alert(message, case, submission)
+    return _alert(session, settings, words, now=now, case=case, submission=submission)
+
+
+def _alert(
+    session: Session,
+    settings: Settings,
+    words: RenderedNotice,
+    *,
+    now: datetime,
+    case: Case | None,
+    submission: Submission | None,
+) -> Notice:
+    """An alert to the provider team, through the durable outbox like every notice."""
     return queue_notice(
         session,
         settings=settings,

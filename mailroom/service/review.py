@@ -20,7 +20,7 @@ from mailroom.core.states import APPLICABLE_KINDS, WAITING, InboundState
 from mailroom.service.notice_effects import NoticeEffects
 from mailroom.service.notices import alert_review
 from mailroom.service.wording import Wording
-from mailroom.store import audit, queries
+from mailroom.store import queries
 from mailroom.store.engine import transaction
 from mailroom.store.models import Case, InboundMessage, Submission
 from parsers.types import NOTICE_KINDS, Classification, ClassifyPolicy, Kind
@@ -155,15 +155,7 @@ class ReviewDesk:
     def _note(
         self, session: Session, sub: Submission, action: str, *, actor: str, row: InboundMessage
     ) -> None:
-        audit.record(
-            session,
-            at=self.now(),
-            actor=actor,
-            entity="submission",
-            entity_id=sub.id,
-            action=action,
-            detail={"message": row.id, "review": row.review},
-        )
+        self.effects.note(session, sub, action, actor=actor, detail={"message": row.id, "review": row.review})
 
 
 def _message(session: Session, message_id: int) -> InboundMessage:
