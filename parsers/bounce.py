@@ -54,7 +54,11 @@ _ACTION_WORDS = {
 _STATUS = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?![\d.]*\d)")
 # An SMTP reply line: "550 5.1.1 <a@b>: ...", "552-5.2.2 ...", "#550 5.4.1 ...", "550 User unknown".
 _SMTP_REPLY = re.compile(r"(?<![\w.])#?([45][0-5]\d)(?:[ -]+([45]\.\d{1,3}\.\d{1,3}))?[ -]+\S[^\n]{2,}")
-_ADDR = r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
+# The lookbehind keeps a greedy prefix from starting an address mid-word ("accesstowork.mhs" + "s@...").
+# The same at the start of a line, after at most a short label ("Reason:", "Remote response:", "Причина:").
+_SMTP_REPLY_LINE = re.compile(r"^[ \t]*(?:[^\W\d][\w ]{0,24}:[ \t]*)?#?[45][0-5]\d[ -]+\S", re.MULTILINE)
+_LOCAL_CHAR = r"A-Za-z0-9.!#$%&'*+/=?^_`{|}~-"
+_ADDR = rf"(?<![{_LOCAL_CHAR}])[{_LOCAL_CHAR}]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
 _ANY_ADDRESS = re.compile(_ADDR)
 
 _SYSTEM_LOCAL_PART = re.compile(
@@ -138,19 +142,30 @@ _RECIPIENT_LINES: tuple[re.Pattern[str], ...] = tuple(
         rf"(?:message|e-?mail|mail|document) (?:to|for) <?(?P<a>{_ADDR})>? (?:couldn't|could not|can't|"
         rf"cannot|wasn't|was not|has not|hasn't|did not|didn't|failed|was rejected)",
         rf"(?:wasn't|was not|couldn't be|could not be|not|cannot be) delivered to:?\s*(?:the following "
-        rf"recipients?:?\s*)?[^\n<(@]{{0,60}}[<(]?(?P<a>{_ADDR})",
+        rf"recipients?(?:\(s\))?:?\s*)?[^\n<(@]{{0,60}}[<(]?(?P<a>{_ADDR})",
         rf"(?:failed|undeliverable) (?:to )?(?:these|the following) recipients?(?: or groups)?:?\s*"
         rf"(?:[^\n<(@]{{0,80}}[<(])?(?P<a>{_ADDR})",
         rf"following (?:address(?:\(es\)|es)?|recipients?)(?: failed| failed permanently)?:?\s*"
         rf"(?:[^\n<(@]{{0,80}}[<(])?(?P<a>{_ADDR})",
-        rf"undeliverable recipients?(?:\(s\))?:?\s*<?(?P<a>{_ADDR})",
+        rf"following (?:address(?:\(es\)|es)?|recipients?(?:\(s\))?)[^\n:]{{0,40}}:\s*<?(?P<a>{_ADDR})",
+        rf"^[ \t]*(?:undeliverable|delayed|failed)(?: recipients?(?:\(s\))?)?:?\s*<?(?P<a>{_ADDR})",
         rf"RCPT TO:\s*<(?P<a>{_ADDR})>",
+        rf"\brcpt=<?(?P<a>{_ADDR})",
+        rf"\b(?:message|mail|server) for <?(?P<a>{_ADDR})",
+        rf"^[ \t]*#?[45]\d\d[ -](?:[45]\.\d{{1,3}}\.\d{{1,3}} )?<(?P<a>{_ADDR})>",
         rf"(?:final|original)-recipient:\s*(?:rfc822;\s*)?<?(?P<a>{_ADDR})",
         rf"^[ \t]*(?P<a>{_ADDR}):?[ \t]+(?:\(|#?[45]\d\d|host|said|mailbox|user|unknown|delivery|smtp)",
-        rf"^[ \t]*(?:recipient(?: address)?|failed recipient|адрес(?:ат)?|宛先)\s*[:：]\s*<?(?P<a>{_ADDR})",
+        rf"^[ \t]*(?:recipient(?: address)?|failed recipient|адрес(?:ат)?|получатель|宛先)\s*[:：]\s*"
+        rf"<?(?P<a>{_ADDR})",
     )
 )
 _INLINE_MESSAGE_ID = re.compile(r"^[ \t>]*Message-ID:[ \t]*(<[^<>\s]+>)", re.IGNORECASE | re.MULTILINE)
+# A system's own sentence naming the original: "The Message-ID of the undelivered message was: <...>",
+# "Message ID: <...>", "Message <...> received from ... was rejected".
+_TEXT_MESSAGE_ID = re.compile(
+    r"\bmessage[- ]?id\b[^<\n]{0,40}\n?[ \t]*(<[^<>\s@]+@[^<>\s]+>)|\bmessage (<[^<>\s@]+@[^<>\s]+>)",
+    re.IGNORECASE,
+)
 _INLINE_TO = re.compile(rf"^[ \t>]*To:[ \t]*(?:[^\n<]*<)?({_ADDR})", re.IGNORECASE | re.MULTILINE)
 _REPLY_PREFIX = re.compile(r"^\s*(re|aw|sv|antw|fw|fwd|wg|tr)\s*:", re.IGNORECASE)
 _ORIGINAL_TYPES = ("message/rfc822", "message/global", "text/rfc822-headers", "message/global-headers")
@@ -196,7 +211,8 @@ def _from_report(msg: ParsedMessage, text: str) -> DeliveryStatus | None:
     found = [_recipient_of(block) for block in chosen]
     return DeliveryStatus(
         action=action,
-        status=_status(first.get("status", "")) or _status(diagnostic or "") or _prose_status(msg, action),
+        status=_specific(_status(first.get("status", "")), _status(diagnostic or ""))
+        or _prose_status(msg, action),
         recipients=tuple(dict.fromkeys(a for a in found if a)) or _prose_recipients(msg),
         original_message_id=_original_message_id(msg),
         diagnostic=diagnostic or _smtp_reply(msg.text),
@@ -244,6 +260,13 @@ def _recipient_of(block: dict[str, str]) -> str | None:
     return None
 
 
+def _specific(stated: str | None, diagnosed: str | None) -> str | None:
+    """The Status field's code, unless it is only a class ("5.0.0") and the remote's reply says more."""
+    if stated and diagnosed and stated[0] != "2" and stated.endswith(".0.0") and diagnosed[0] == stated[0]:
+        return diagnosed
+    return stated or diagnosed
+
+
 def _status(value: str) -> str | None:
     match = _STATUS.search(value)
     return match.group(1) if match else None
@@ -269,20 +292,25 @@ def _prose_reader(msg: ParsedMessage, *, has_report: bool) -> str | None:
         return "smtp-reply"
     if system and (carries_original or has_report) and _SMTP_REPLY.search(head):
         return "smtp-reply"
+    # A message from a mailer's own address whose line starts with an SMTP reply ("550 Unknown user",
+    # "Reason: 550 Rejected") is a bounce in any wording. Only the address or name counts here: a null
+    # Return-Path with Auto-Submitted is also an auto-reply's, and "Room 401 Caxton House" is not a reply.
+    if _named_mail_system(msg) and _SMTP_REPLY_LINE.search(head):
+        return "smtp-reply"
     return None
 
 
-def _from_mail_system(msg: ParsedMessage) -> bool:
+def _named_mail_system(msg: ParsedMessage) -> bool:
     local = msg.sender.partition("@")[0]
     display = (msg.header("From") or "").partition("<")[0]
+    return bool(_SYSTEM_LOCAL_PART.match(local) or _SYSTEM_NAME.search(display))
+
+
+def _from_mail_system(msg: ParsedMessage) -> bool:
     return_path = (msg.header("Return-Path") or "").strip()
     # A null Return-Path alone is not enough: RFC 3834 auto-replies use it too.
     null_sender = msg.header("Return-Path") is not None and return_path in ("<>", "")
-    return bool(
-        _SYSTEM_LOCAL_PART.match(local)
-        or _SYSTEM_NAME.search(display)
-        or (null_sender and is_auto_submitted(msg) is not None)
-    )
+    return _named_mail_system(msg) or (null_sender and is_auto_submitted(msg) is not None)
 
 
 def _from_prose(msg: ParsedMessage, reader: str) -> DeliveryStatus:
@@ -308,7 +336,9 @@ def _is_delay(msg: ParsedMessage) -> bool:
 def _prose_status(msg: ParsedMessage, action: str) -> str | None:
     """The RFC 3463 code of the failure, preferring one of the action's class (4 for a delay, 5 else)."""
     text = msg.new_text or msg.text
-    codes = [m.group(1) for m in _STATUS.finditer(text)]
+    # The remote's own reply ("550 5.7.1 ...") says more than a relay's summary ("#5.5.0") around it.
+    replied = [m.group(2) for m in _SMTP_REPLY.finditer(text) if m.group(2)]
+    codes = replied + [m.group(1) for m in _STATUS.finditer(text)]
     wanted = "4" if action == "delayed" else "5"
     return next((c for c in codes if c[0] == wanted), None) or next((c for c in codes if c[0] != "2"), None)
 
@@ -355,10 +385,11 @@ def _original_message_id(msg: ParsedMessage) -> str | None:
             if found:
                 return found
     own = msg.message_id
-    for match in _INLINE_MESSAGE_ID.finditer(msg.text):
-        ids = [i for i in find_message_ids(match.group(1)) if i != own]
-        if ids:
-            return ids[0]
+    for pattern in (_INLINE_MESSAGE_ID, _TEXT_MESSAGE_ID):
+        for match in pattern.finditer(msg.text):
+            ids = [i for i in find_message_ids(match.group(match.lastindex or 1)) if i != own]
+            if ids:
+                return ids[0]
     return None
 
 

@@ -157,3 +157,37 @@ def test_an_abuse_report_is_neither_bounce_nor_rejection() -> None:
     assert is_abuse_report(msg) and parse_dsn(msg) is None
     result = classify(msg)
     assert result.kind is Kind.OTHER and result.rules == ("abuse-report",) and result.review
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["550 Unknown user\n", "Your message was rejected.\n\n  Reason: 550 Rejected\n"],
+)
+def test_a_mailers_own_message_with_an_smtp_reply_line_is_a_bounce(body: str) -> None:
+    raw = raw_message(body, sender="Mail Delivery System <MAILER-DAEMON@carrier.example>", subject="Notice")
+    result = classify(parse_message(raw))
+    assert result.kind is Kind.BOUNCE and result.dsn is not None
+    assert (result.dsn.reader, result.dsn.permanent) == ("smtp-reply", True)
+
+
+def test_an_automated_acknowledgement_with_numbers_in_it_is_not_a_bounce() -> None:
+    raw = raw_message(
+        "We have received your report.\n\nRoom 401 Caxton House\nReference: 550 Support Plan\n",
+        subject=f"Automatic reply: {OUR_SUBJECT}",
+        headers=(("Return-Path", "<>"), ("Auto-Submitted", "auto-replied")),
+    )
+    assert parse_dsn(parse_message(raw)) is None
+    assert classify(parse_message(raw)).kind is Kind.ACKNOWLEDGEMENT
+
+
+def test_an_address_is_read_whole_after_a_tab_separated_label() -> None:
+    body = f"Delivery Failure Report\n\nYour document:\t{OUR_SUBJECT}\nwas not delivered to:\t{INBOX}\n"
+    raw = raw_message(body, sender="Mail Router <mailrouter@notes.example>", subject="DELIVERY FAILURE")
+    dsn = parse_dsn(parse_message(raw))
+    assert dsn is not None and dsn.recipients == (INBOX,)
+
+
+def test_a_status_of_class_only_gives_way_to_the_remote_reply() -> None:
+    fields = f"Final-Recipient: rfc822; {INBOX}\nAction: failed\nStatus: 5.0.0\nDiagnostic-Code: smtp; 550 5.1.1 x"
+    dsn = parse_dsn(parse_message(report(fields)))
+    assert dsn is not None and dsn.status == "5.1.1"
