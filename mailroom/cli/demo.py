@@ -113,6 +113,7 @@ def run_tour(tour: Tour) -> None:
         time_travel(tour, harness, due)
         resubmit(tour, harness, info, due)
         show_outgoing(tour, harness)
+        show_status(tour)
         tour.heading("Stop everything")
     if any(port_open(p) for p in (info.imaps_port, info.lmtp_port, info.smtp_port)):
         raise DemoError("a harness server is still listening after stop")
@@ -254,6 +255,15 @@ def show_outgoing(tour: Tour, harness: Any) -> None:
         ["#", "to", "subject"],
         [[m.number, ", ".join(m.recipients), m.subject] for m in harness.relay.mail],
     )
+
+
+def show_status(tour: Tour) -> None:
+    tour.heading(
+        "The whole picture on one screen: `mailroom status`",
+        "It reads the database, so it is right from any host and after any crash. Exit 0 means healthy;",
+        "here it exits 1 and says why: the demo ran `run --once` passes, so no daemon is running now.",
+    )
+    tour.cli("status", expect=1)
 
 
 def _queue_line(tour: Tour) -> Any:

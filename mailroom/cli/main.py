@@ -9,10 +9,10 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from mailroom.cli import cases, clocks, inbox, operators, queue, records
+from mailroom.cli import cases, clocks, inbox, operators, queue, records, status
 from mailroom.cli.frame import app, invoke
 
-for _module in (cases, queue, inbox, clocks, records, operators):
+for _module in (cases, queue, inbox, clocks, records, operators, status):
     for _command in _module.COMMANDS:
         app.add_command(_command)
 

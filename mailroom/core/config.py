@@ -239,6 +239,27 @@ class DaemonSettings:
     test_mode: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     sweep_seconds: int = 30
+    heartbeat_seconds: int = 15
+
+
+@dataclass(frozen=True)
+class StatusSettings:
+    # `mailroom status` exits 1 when an outage has lasted longer than this
+    outage_minutes: int = 30
+
+
+@dataclass(frozen=True)
+class DigestSettings:
+    enabled: bool = False
+    at: time = time(8, 30)
+    days_ahead: int = 5
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    listen: str = ""  # "127.0.0.1:9464" serves Prometheus text format; empty: no endpoint
+    textfile: Path | None = None  # node_exporter's textfile collector, rewritten every heartbeat
+    allow_remote: bool = False  # a listen address other than loopback needs this
 
 
 @dataclass(frozen=True)
@@ -263,6 +284,9 @@ class Settings:
     preflight: PreflightSettings = field(default_factory=PreflightSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
+    status: StatusSettings = field(default_factory=StatusSettings)
+    digest: DigestSettings = field(default_factory=DigestSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     report_types: tuple[ReportType, ...] = DEFAULT_REPORT_TYPES
     rejection_reasons: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_REJECTION_REASONS))
 
@@ -278,6 +302,15 @@ class Settings:
             *self.outbox.extra_allowed_recipients,
         }
         return frozenset(a.lower() for a in addresses if a)
+
+
+def listen_address(value: str) -> tuple[str, int]:
+    """ "127.0.0.1:9464" or "[::1]:9464" as (host, port); ValueError says what is wrong."""
+    host, colon, port = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{value!r} is not host:port, e.g. 127.0.0.1:9464")
+    return host, int(port)
 
 
 PREFLIGHT_CHECKS = frozenset(

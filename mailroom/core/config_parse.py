@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from mailroom.core.config import EMAIL_PATTERN, LOOPBACK_HOSTS, PREFLIGHT_CHECKS, ReportType, Settings
+from mailroom.core.config import (
+    EMAIL_PATTERN,
+    LOOPBACK_HOSTS,
+    PREFLIGHT_CHECKS,
+    ReportType,
+    Settings,
+    listen_address,
+)
 from mailroom.core.errors import ConfigError
 
 
@@ -204,10 +211,29 @@ def _cross_checks(s: Settings) -> None:
         raise ConfigError(src, "[outbox] poll_seconds", "must be more than 0")
     if s.daemon.sweep_seconds < 1:
         raise ConfigError(src, "[daemon] sweep_seconds", "must be at least 1")
+    if s.daemon.heartbeat_seconds < 1:
+        raise ConfigError(src, "[daemon] heartbeat_seconds", "must be at least 1")
+    if s.digest.days_ahead < 1:
+        raise ConfigError(src, "[digest] days_ahead", "must be at least 1")
+    _check_metrics(s)
     unknown_blocking = set(s.preflight.blocking) - PREFLIGHT_CHECKS
     if unknown_blocking:
         raise ConfigError(
             src, "[preflight] blocking", f"unknown check(s): {', '.join(sorted(unknown_blocking))}"
+        )
+
+
+def _check_metrics(s: Settings) -> None:
+    if not s.metrics.listen:
+        return
+    try:
+        host, _ = listen_address(s.metrics.listen)
+    except ValueError as exc:
+        raise ConfigError(s.source, "[metrics] listen", str(exc)) from None
+    # Metrics carry no personal data, but they map the service: loopback unless someone decided otherwise.
+    if host not in LOOPBACK_HOSTS and not s.metrics.allow_remote:
+        raise ConfigError(
+            s.source, "[metrics] listen", f"{host} is not loopback; set allow_remote = true to serve it there"
         )
 
 

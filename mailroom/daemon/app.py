@@ -13,29 +13,38 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib.metadata import version as package_version
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import Engine
 
 from mailroom.core.config import Settings
 from mailroom.core.errors import ConfigError
-from mailroom.daemon.runners import Heartbeat, periodic
+from mailroom.daemon.runners import Heartbeat, periodic, sleep_or_stop
 from mailroom.daemon.watcher import InboxWatcher
 from mailroom.daemon.wiring import make_mailroom, system_now
 from mailroom.edges.configfile import read_secret
 from mailroom.edges.imap import ImapOptions
 from mailroom.edges.mailbox import Mailbox
+from mailroom.edges.process import this_process
 from mailroom.edges.sdnotify import SystemdNotifier
 from mailroom.edges.tokens import TokenCommand
 from mailroom.service.clocks import ClockKeeper, work_calendar_in_child
+from mailroom.service.digest import send_digest_if_due
+from mailroom.service.heartbeat import HeartbeatRecorder
 from mailroom.service.inbound import Inbox
 from mailroom.service.intake import Intake
 from mailroom.service.mailroom import Mailroom
+from mailroom.service.outage import record_contact
 from mailroom.service.sending import Outbox
 from outbox.allowlist import AllowList
 from outbox.errors import SendError
 from outbox.transport import SmtpTransport
 from outbox.types import SmtpOptions
+
+if TYPE_CHECKING:
+    from mailroom.daemon.metrics import Metrics
 
 log = logging.getLogger(__name__)
 Now = Callable[[], datetime]
@@ -56,6 +65,7 @@ class Parts:
     inbox: Inbox
     intake: Intake
     watcher: InboxWatcher | None
+    recorder: HeartbeatRecorder
 
 
 def smtp_transport(settings: Settings) -> SmtpTransport:
@@ -117,20 +127,35 @@ def build(settings: Settings, *, now: Now = system_now, engine: Engine | None = 
     inbox = Inbox(settings, engine, documents, now, clocks, mailroom.nino_key)
     mailbox = imap_mailbox(settings)
     watcher = InboxWatcher(mailbox, inbox, engine) if mailbox else None
-    return Parts(settings, engine, now, clocks, mailroom, outbox, inbox, Intake(settings, mailroom), watcher)
+    recorder = HeartbeatRecorder(
+        engine, this_process(), version=package_version("mhss-mailroom"), config=settings.source
+    )
+    return Parts(
+        settings, engine, now, clocks, mailroom, outbox, inbox, Intake(settings, mailroom), watcher, recorder
+    )
 
 
 async def run_once(parts: Parts) -> dict[str, object]:
     """One pass of every runner, in the order a report travels: intake, send, read replies, clocks, send."""
+    await asyncio.to_thread(parts.recorder.start)
+    try:
+        return await _one_pass(parts)
+    finally:
+        await asyncio.to_thread(parts.recorder.beat, stopping=True)
+
+
+async def _one_pass(parts: Parts) -> dict[str, object]:
     report: dict[str, object] = {"intake": await asyncio.to_thread(parts.intake.scan)}
     report["outbox"] = (await parts.outbox.run_once()).__dict__
     if parts.watcher:
         try:
             report["inbox"] = await asyncio.to_thread(parts.watcher.catch_up)
+            record_contact("imap")
         finally:
             await asyncio.to_thread(parts.watcher.mailbox.close)
     report["clocks"] = (await asyncio.to_thread(parts.clocks.sweep, parts.engine, parts.now())).__dict__
-    # Reminders and escalations the sweep queued go out in the same pass.
+    report["digest"] = await asyncio.to_thread(_digest, parts)
+    # Reminders, escalations and the digest the sweep queued go out in the same pass.
     report["notices"] = (await parts.outbox.run_once()).__dict__
     return report
 
@@ -142,6 +167,8 @@ async def run_forever(parts: Parts) -> None:
         loop.add_signal_handler(sig, stop.set)
     heartbeat = Heartbeat()
     notifier = SystemdNotifier()
+    await asyncio.to_thread(parts.recorder.start)
+    metrics = _metrics(parts)
     scheduler = AsyncIOScheduler(event_loop=loop)
     scheduler.add_job(
         _sweep,
@@ -178,6 +205,7 @@ async def run_forever(parts: Parts) -> None:
     if parts.watcher:
         tasks.append(asyncio.create_task(parts.watcher.run(stop, heartbeat), name="inbox"))
     watchdog = asyncio.create_task(_watchdog(notifier, heartbeat, stop), name="watchdog")
+    beating = asyncio.create_task(_beat(parts, metrics, stop), name="heartbeat")
     notifier.ready(status="running")
     log.info("mailroom running: %d runner(s)", len(tasks) + 1)
     await stop.wait()
@@ -191,7 +219,10 @@ async def run_forever(parts: Parts) -> None:
     for task in pending:
         task.cancel()
     watchdog.cancel()
-    await asyncio.gather(*pending, watchdog, return_exceptions=True)
+    await asyncio.gather(*pending, watchdog, beating, return_exceptions=True)
+    if metrics:
+        metrics.stop()
+    await asyncio.to_thread(parts.recorder.beat, stopping=True)
     log.info("stopped")
 
 
@@ -204,9 +235,38 @@ async def _outbox_pass(parts: Parts) -> bool:
 async def _sweep(parts: Parts, heartbeat: Heartbeat) -> None:
     try:
         await asyncio.to_thread(parts.clocks.sweep, parts.engine, parts.now())
+        await asyncio.to_thread(_digest, parts)
     except Exception:  # a failed sweep is retried at the next interval; the daemon stays up
         log.exception("deadline sweep failed")
     heartbeat.beat("deadlines")
+
+
+def _digest(parts: Parts) -> bool:
+    clocks = parts.clocks
+    return send_digest_if_due(parts.engine, parts.settings, clocks.calendar, clocks.wording, parts.now())
+
+
+def _metrics(parts: Parts) -> Metrics | None:
+    m = parts.settings.metrics
+    if not m.listen and m.textfile is None:
+        return None
+    from mailroom.daemon.metrics import Metrics
+
+    metrics = Metrics(parts.engine, parts.settings, system_now)
+    try:
+        metrics.start()
+    except OSError as exc:
+        where = parts.settings.source
+        raise ConfigError(where, "[metrics] listen", f"cannot listen: {exc.strerror}") from None
+    return metrics
+
+
+async def _beat(parts: Parts, metrics: Metrics | None, stop: asyncio.Event) -> None:
+    """The database heartbeat (and the metrics textfile) every [daemon] heartbeat_seconds."""
+    while not await sleep_or_stop(stop, parts.settings.daemon.heartbeat_seconds):
+        await asyncio.to_thread(parts.recorder.beat)
+        if metrics:
+            await asyncio.to_thread(metrics.write_textfile)
 
 
 async def _watchdog(notifier: SystemdNotifier, heartbeat: Heartbeat, stop: asyncio.Event) -> None:

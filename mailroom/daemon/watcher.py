@@ -131,8 +131,8 @@ class InboxWatcher:
         return moved
 
     async def run(self, stop: asyncio.Event, heartbeat: Heartbeat) -> None:
-        outage = OutageLog(f"IMAP {self.mailbox.options.where}")
-        storage = OutageLog("encrypted storage of inbound mail (gpg)")
+        outage = OutageLog(f"IMAP {self.mailbox.options.where}", channel="imap")
+        storage = OutageLog("encrypted storage of inbound mail (gpg)", channel="gpg")
         backoff = Backoff(random.Random())
         renew = self.mailbox.options.idle_renew_minutes * 60.0
         leader = Leadership(self.engine, f"imap-watcher:{self.key}")

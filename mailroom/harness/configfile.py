@@ -59,7 +59,14 @@ def config_text(inputs: ConfigInputs) -> str:
         "trust": {"authserv_ids": [AUTHSERV_ID]},
         "outbox": {"poll_seconds": 1.0, "retry_initial_minutes": 0.5},
         "intake": {"spool_dir": root / "spool"},
-        "daemon": {"test_mode": True, "log_level": inputs.log_level, "sweep_seconds": 5},
+        "daemon": {
+            "test_mode": True,
+            "log_level": inputs.log_level,
+            "sweep_seconds": 5,
+            "heartbeat_seconds": 2,
+        },
+        # On here, off in the example config: the harness shows the daily digest at work.
+        "digest": {"enabled": True, "at": "08:30"},
     }
     body = "\n".join(_section(name, values) for name, values in sections.items())
     return HEADER + body

@@ -8,6 +8,7 @@ case reference, dates, the request reference) and the audit trail, which never h
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -90,6 +91,7 @@ def _erase_rows(
     for notice in session.exec(select(Notice).where(Notice.case_id == case.id)).all():
         notice.subject, notice.body = "erased", ""
         session.add(notice)
+    _scrub_digests(session, case.case_ref, f"ERASED-{case.id:06d}")
     session.add(
         Tombstone(
             case_ref_hash=digest, request_ref=request_ref, case_created_at=case.created_at, erased_at=now
@@ -109,6 +111,15 @@ def _erase_rows(
         detail={"request_ref": request_ref, "documents": len(documents), "messages": len(messages)},
     )
     return ErasureResult(digest, len(documents), len(messages), cancelled)
+
+
+def _scrub_digests(session: Session, case_ref: str, erased_ref: str) -> None:
+    """A daily digest names many cases in one body: the erased one's reference is replaced, the rest kept."""
+    whole = re.compile(rf"(?<![\w-]){re.escape(case_ref)}(?![\w-])")
+    query = select(Notice).where(Notice.kind == "digest", col(Notice.body).contains(case_ref))
+    for notice in session.exec(query).all():
+        notice.body = whole.sub(erased_ref, notice.body)
+        session.add(notice)
 
 
 def tombstone_for(session: Session, case_ref: str) -> Tombstone | None:

@@ -30,6 +30,7 @@ from mailroom.core.states import SENDABLE, SubmissionState
 from mailroom.service.clocks import ClockKeeper
 from mailroom.service.outage import OutageLog
 from mailroom.service.send_records import ACTOR, SendRecords, load_rows, move_notice
+from mailroom.service.send_tally import count_send
 from mailroom.store import queries
 from mailroom.store.documents import DocumentStore
 from mailroom.store.engine import transaction
@@ -135,7 +136,9 @@ class Outbox(SendRecords):
             lifetime=timedelta(days=o.max_lifetime_days),
         )
         self.lease = timedelta(seconds=o.lease_seconds)
-        self._relay_outage = OutageLog(f"SMTP relay {settings.smtp.host}:{settings.smtp.port}")
+        self._relay_outage = OutageLog(
+            f"SMTP relay {settings.smtp.host}:{settings.smtp.port}", channel="smtp"
+        )
         self._refused: SessionRefused | None = None
         self._stopping = False
 
@@ -214,7 +217,7 @@ class Outbox(SendRecords):
         if isinstance(built, SendError):
             return await asyncio.to_thread(self.record_failure, claim, built)
         try:
-            receipt = await session.send_envelope(built)
+            receipt = await self._deliver(session, built)
         except SessionRefused as exc:
             self._relay_outage.failed(exc)
             self._refused = exc
@@ -227,6 +230,18 @@ class Outbox(SendRecords):
         self._relay_outage.recovered()
         await commits.add(claim, receipt)
         return "sent"
+
+    async def _deliver(self, session: MailSession, built: Envelope) -> SendReceipt:
+        try:
+            receipt = await session.send_envelope(built)
+        except SendError as exc:
+            count_send(exc)
+            if isinstance(exc, TransientSendError) and exc.code is None:
+                # Not reached at all (refused, reset, timed out): the relay is out, not this message.
+                self._relay_outage.failed(exc)
+            raise
+        count_send(None)
+        return receipt
 
     # -- claiming ----------------------------------------------------------------------------------------
 

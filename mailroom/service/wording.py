@@ -9,14 +9,15 @@ template's `$evidence`, so a site can reword a notice without losing the proof i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
 
 from mailroom.core.config import Settings
 from mailroom.core.deadlines import ClockKind
 from mailroom.core.errors import ConfigError
 from mailroom.core.workdays import WorkCalendar
 from mailroom.store.models import Case, Clock, InboundMessage, Submission
+from mailroom.store.overview import DueClock, Happened, Waiting
 from outbox.templates import RenderedNotice, TemplateError, Templates
 
 COVER_VALUES = ("report_type", "case_ref", "submission_token", "version", "provider_name")
@@ -42,12 +43,25 @@ NEEDS_REVIEW_VALUES = (
     "provider_name",
     "next_step",
 )
+DIGEST_VALUES = (
+    "provider_name",
+    "date",
+    "days_ahead",
+    "due_count",
+    "due",
+    "review_count",
+    "review",
+    "since",
+    "happened_count",
+    "happened",
+)
 TEMPLATES = {
     "cover": COVER_VALUES,
     "reminder": REMINDER_VALUES,
     "escalation": ESCALATION_VALUES,
     "send-failure": SEND_FAILURE_VALUES,
     "needs-review": NEEDS_REVIEW_VALUES,
+    "digest": DIGEST_VALUES,
 }
 
 WAITING_FOR = {
@@ -163,6 +177,53 @@ class Wording:
             "next_step": next_step,
         }
         return self.templates.render_notice("needs-review", values)
+
+    def digest(
+        self,
+        *,
+        day: date,
+        since: datetime,
+        due: Sequence[DueClock],
+        review: Sequence[Waiting],
+        happened: Sequence[Happened],
+    ) -> RenderedNotice:
+        """The team's daily digest: case references, submission tokens and dates only."""
+
+        def block(lines: list[str]) -> str:
+            return "\n".join(lines) or "  none"
+
+        values = {
+            "provider_name": self.settings.provider.name,
+            "date": day.strftime("%a %d %b %Y"),
+            "days_ahead": str(self.settings.digest.days_ahead),
+            "due_count": str(len(due)),
+            "due": block(
+                [
+                    f"  {c.case_ref}  {WHAT[ClockKind(c.kind)]} clock, S-{c.submission_id:06d}, "
+                    f"due {self._day(c.due_at)}"
+                    for c in due
+                ]
+            ),
+            "review_count": str(len(review)),
+            "review": block(
+                [
+                    f"  message {w.inbound_id} ({w.kind}) about {w.case_ref or '(no single case)'}, "
+                    f"received {self._when(w.received_at)}"
+                    for w in review
+                ]
+            ),
+            "since": self._when(since),
+            "happened_count": str(len(happened)),
+            "happened": block(
+                [
+                    f"  {h.case_ref}  "
+                    + (f"S-{h.submission_id:06d} " if h.submission_id else "")
+                    + f"{h.what} {self._when(h.at)}"
+                    for h in happened
+                ]
+            ),
+        }
+        return self.templates.render_notice("digest", values)
 
     # -- values ------------------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ their readable text. No column ever holds a clear NI number; `nino_hmac` is a ke
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -213,6 +213,40 @@ class Escalation(SQLModel, table=True):
     notice_id: int | None = Field(default=None, foreign_key="notices.id")
     recipients: list[str] = _json([])
     created_at: datetime = _when(nullable=False)
+
+
+class Digest(SQLModel, table=True):
+    """One row per working day the daily digest went out, written with its notice: never twice a day."""
+
+    __tablename__ = "digests"
+
+    day: date = Field(primary_key=True)
+    notice_id: int = Field(foreign_key="notices.id")
+    created_at: datetime = _when(nullable=False)
+
+
+class DaemonInstance(SQLModel, table=True):
+    """One daemon process, by who it is (host, boot, pid, process start) and its heartbeat.
+
+    Written by the daemon every `[daemon] heartbeat_seconds`; `mailroom status` and the metrics read it,
+    so they see a daemon on another host too. The id is new at every start and never reused.
+    """
+
+    __tablename__ = "daemon_instances"
+
+    id: str = Field(primary_key=True, max_length=64)
+    host: str = Field(max_length=255)
+    boot_id: str = Field(max_length=64)
+    pid: int
+    process_started: str = Field(max_length=32)  # the kernel's start time of the pid, in clock ticks
+    version: str = Field(max_length=32)
+    config: str = Field(max_length=1024)
+    started_at: datetime = _when(nullable=False)
+    heartbeat_at: datetime = _when(nullable=False, index=True)
+    stopped_at: datetime | None = _when()
+    smtp_contact_at: datetime | None = _when()
+    imap_contact_at: datetime | None = _when()
+    outages: list[dict[str, Any]] = _json([])  # [{"what", "channel", "since", "failures", "error"}]
 
 
 class Tombstone(SQLModel, table=True):

@@ -226,7 +226,8 @@ def test_a_report_is_acknowledged_within_about_a_second(
     assert time.monotonic() - sent < 1.5
     cli_json(info, capsys, "run", "--once")
     assert state(info, capsys, "MH-100001")["state"] == "acknowledged"
-    [mail] = harness.relay.mail
+    # The harness's daily digest goes to the team too when this runs after 08:30 on a working day.
+    [mail] = [m for m in harness.relay.mail if not m.subject.startswith("MHSS daily digest")]
     assert mail.recipients == ("accesstowork.mhss@dwp.gov.uk",) and mail.path.read_bytes() == mail.content
     assert (info.dwp_mail / "001-report.eml").exists() and (
         info.dwp_mail / "001-acknowledgement.eml"

@@ -13,7 +13,7 @@ import sys
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email import message_from_bytes
 
 import psycopg
@@ -104,3 +104,22 @@ def test_two_daemons_send_each_escalation_once(pg_env: tuple[Env, str], relay: S
     escalations = [m for m in relay.messages if PM in m.rcpt_tos]
     assert len(escalations) == 1
     assert rows(dsn, "SELECT level FROM escalations WHERE kind = 'escalation'") == [("escalation-1",)]
+
+
+def test_two_daemons_send_one_digest_a_day_and_status_reads_postgres(
+    make_daemon_env: Callable[..., Env], postgres: Postgres, relay: SmtpServer
+) -> None:
+    relay.reset()
+    env = make_daemon_env(
+        store={"url": postgres.create_database(f"m{uuid.uuid4().hex[:12]}")},
+        digest={"enabled": True, "at": "08:30"},
+    )
+    monday = datetime(2026, 12, 21, 9, 0, tzinfo=UTC)
+    two_daemons_once(env, monday)
+    two_daemons_once(env, monday + timedelta(hours=3))
+    digests = [m for m in relay.messages if str(m.message()["Subject"]).startswith("MHSS daily digest")]
+    assert len(digests) == 1
+    result = env.run("status", "--json")
+    report = json.loads(result.out)
+    assert result.code == 1 and report["schema"] == SCHEMA_HEAD and report["notices"] == {"sent": 1}
+    assert len(report["daemons"]) == 4 and {d["note"] for d in report["daemons"]} == {"stopped"}
