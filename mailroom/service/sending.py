@@ -37,6 +37,7 @@ from mailroom.store.models import Case, Notice, Submission
 from outbox.compose import compose_notice, render_report
 from outbox.errors import (
     PartialDelivery,
+    RelayUnavailable,
     SendError,
     SessionRefused,
     TransientSendError,
@@ -136,7 +137,7 @@ class Outbox(SendRecords):
         )
         self.lease = timedelta(seconds=o.lease_seconds)
         self._relay_outage = OutageLog(f"SMTP relay {settings.smtp.host}:{settings.smtp.port}")
-        self._refused: SessionRefused | None = None
+        self._refused: SessionRefused | RelayUnavailable | None = None
         self._stopping = False
 
     # -- the pass ----------------------------------------------------------------------------------------
@@ -161,7 +162,7 @@ class Outbox(SendRecords):
         upcoming = self._next_group(feed)
         try:
             async with self.transport.session() as session:
-                refused: SessionRefused | None = None
+                refused: SessionRefused | RelayUnavailable | None = None
                 while group := await upcoming:
                     upcoming = self._next_group(feed)
                     for claim, built in group:
@@ -175,7 +176,8 @@ class Outbox(SendRecords):
                         # already, so it is left to lease recovery rather than handed back as unsent.
                         feed.handled(claim)
                         if refused is not None:
-                            # The relay refused the session itself: the rest of the pass waits with this one.
+                            # No session (refused, or the relay is unavailable): the rest of the pass waits
+                            # with this one, rather than meeting the same failure and timeout one by one.
                             counts[await asyncio.to_thread(self.record_failure, claim, refused)] += 1
                         else:
                             outcome = await self._send_one(session, claim, built, commits)
@@ -215,7 +217,7 @@ class Outbox(SendRecords):
             return await asyncio.to_thread(self.record_failure, claim, built)
         try:
             receipt = await session.send_envelope(built)
-        except SessionRefused as exc:
+        except (SessionRefused, RelayUnavailable) as exc:
             self._relay_outage.failed(exc)
             self._refused = exc
             await asyncio.to_thread(self.record_failure, claim, exc)
