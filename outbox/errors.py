@@ -2,6 +2,8 @@
 
     SendError(Exception)
     ├── TransientSendError(SendError)     4xx, refused connection, disconnect, timeout: retry with backoff
+    │   ├── UnconfirmedSend               cut or timed out at DATA, no reply: the relay may have it
+    │   └── RelayUnavailable              before any message: connect, greeting, TLS, EHLO or AUTH (4xx)
     ├── PermanentSendError(SendError)     5xx, TLS verification failure, auth refused: fail and alert
     │   └── SessionRefused                before any message: TLS, EHLO or AUTH refused (configuration)
     ├── PartialDelivery(SendError)        some recipients accepted, some refused (carries both)
@@ -28,6 +30,18 @@ class SendError(Exception):
 
 class TransientSendError(SendError):
     """Worth retrying later: 4xx, connection refused or dropped, timeout."""
+
+
+class UnconfirmedSend(TransientSendError):
+    """The connection broke or timed out at DATA before the relay's final reply: the message may have been
+    delivered. Retried like any temporary failure (with the same Message-ID); the caller records the
+    attempt as sent-unconfirmed, so a duplicate at the relay can be told from a lost message."""
+
+
+class RelayUnavailable(TransientSendError):
+    """No session to send in (refused, dropped or timed out connecting, a 421 greeting, a 454 at AUTH):
+    temporary, and about the relay, not the message, so callers defer the rest of a batch with it instead
+    of meeting the same failure (and its timeout) once per message."""
 
 
 class PermanentSendError(SendError):

@@ -1,5 +1,8 @@
 """SMTP failures mapped to what the outbox does next: TransientSendError (retry with backoff) or
 PermanentSendError (fail and alert), by the stage that failed and the reply code (RFC 5321 §4.2.1).
+A cut or a timeout at DATA without a reply is UnconfirmedSend: transient, but the relay may have the message.
+Failures before any message (connect, greeting, TLS, EHLO, AUTH) are SessionRefused (permanent) or
+RelayUnavailable (temporary): about the relay or our configuration, not the message.
 """
 
 from __future__ import annotations
@@ -8,7 +11,14 @@ import ssl
 
 import aiosmtplib
 
-from outbox.errors import PermanentSendError, SendError, SessionRefused, TransientSendError
+from outbox.errors import (
+    PermanentSendError,
+    RelayUnavailable,
+    SendError,
+    SessionRefused,
+    TransientSendError,
+    UnconfirmedSend,
+)
 from outbox.types import SmtpStage
 
 # A TLS session that ends without a close_notify: the peer dropped the connection.
@@ -20,6 +30,8 @@ def classify_failure(error: BaseException, stage: SmtpStage, where: str) -> Send
     mapped = _classify(error, stage, where)
     if isinstance(mapped, PermanentSendError) and stage in _SESSION_STAGES:
         return SessionRefused(str(mapped), code=mapped.code, text=mapped.text)
+    if isinstance(mapped, TransientSendError) and stage in _SESSION_STAGES:
+        return RelayUnavailable(str(mapped), code=mapped.code, text=mapped.text)
     return mapped
 
 
@@ -37,10 +49,14 @@ def _classify(error: BaseException, stage: SmtpStage, where: str) -> SendError:
         code, text = error.code, error.message
         kind = PermanentSendError if 500 <= code <= 599 else TransientSendError
         return kind(f"SMTP relay {where} refused {stage}: {code} {text}", code=code, text=text)
+    # No reply at DATA: aiosmtplib's data() sends the command and the content in one call, so the relay may
+    # hold the whole message (the duplicate window). Counted as unconfirmed even when the cut came before
+    # the content went out: a resend is harmless, claiming "not delivered" when it was is not.
+    kind = UnconfirmedSend if stage is SmtpStage.DATA else TransientSendError
     if isinstance(error, TimeoutError):
-        return TransientSendError(f"SMTP relay {where} timed out at {stage}")
+        return kind(f"SMTP relay {where} timed out at {stage}")
     if isinstance(error, aiosmtplib.SMTPConnectError | aiosmtplib.SMTPServerDisconnected | OSError):
-        return TransientSendError(f"SMTP relay {where}: connection failed at {stage} ({_detail(error)})")
+        return kind(f"SMTP relay {where}: connection failed at {stage} ({_detail(error)})")
     # Anything else aiosmtplib raises (an extension or AUTH the relay lacks) will fail again the same way.
     return PermanentSendError(f"SMTP with relay {where} failed at {stage}: {_detail(error)}")
 

@@ -12,9 +12,10 @@ Rules (docs/sending.md has the table):
   loopback host with `allow_insecure_loopback` (local harnesses).
 - Certificates are always verified, with hostname checking, against `ca_file` or the system store. The
   context is built once: aiosmtplib's `cert_bundle=` would reload the CA store on every connection (27 ms).
-- 4xx replies, refused or dropped connections and timeouts raise TransientSendError; 5xx replies, TLS
-  verification failures and relays lacking STARTTLS or a usable AUTH raise PermanentSendError. Each is
-  raised `from` the aiosmtplib error and keeps the SMTP code and text.
+- 4xx replies, refused or dropped connections and timeouts raise TransientSendError (RelayUnavailable
+  before any message, UnconfirmedSend when DATA got no reply); 5xx replies, TLS verification failures and
+  relays lacking STARTTLS or a usable AUTH raise PermanentSendError (SessionRefused before any message).
+  Each is raised `from` the aiosmtplib error and keeps the SMTP code and text.
 - A session reconnects by itself when the relay closed an idle connection: if MAIL on a reused connection
   meets a disconnect or a 421, nothing of the message was sent yet, so it reconnects and tries once more.
 """
@@ -44,7 +45,7 @@ from outbox.errors import (
     InsecureTransport,
     PartialDelivery,
     PermanentSendError,
-    TransientSendError,
+    RelayUnavailable,
 )
 from outbox.smtp_errors import all_refused, classify_failure, is_dropped
 from outbox.types import SendReceipt, SmtpOptions, SmtpStage
@@ -312,9 +313,10 @@ class SmtpSession:
             # A provider usually runs a command or an HTTP call: keep it off the event loop.
             token = (await asyncio.to_thread(provider)).strip()
         except Exception as exc:
-            raise TransientSendError(f"OAuth2 token for {self._transport.where} not obtained") from exc
+            raise RelayUnavailable(f"OAuth2 token for {self._transport.where} not obtained") from exc
         if not token:
-            raise TransientSendError(f"OAuth2 token for {self._transport.where} is empty")
+            # Before any message, like a 454 at AUTH: the outbox defers the batch with it.
+            raise RelayUnavailable(f"OAuth2 token for {self._transport.where} is empty")
         return token
 
     async def _transaction(self, client: aiosmtplib.SMTP, envelope: Envelope) -> SendReceipt:

@@ -35,6 +35,9 @@ SUBMISSION_MOVES: Mapping[SubmissionState, frozenset[SubmissionState]] = {
     S.PREFLIGHT_FAILED: frozenset({S.CANCELLED, S.HELD}),
     S.QUEUED: frozenset({S.SENDING, S.HELD, S.CANCELLED}),
     # A lease that expires puts `sending` back to `queued`; the same Message-ID is reused.
+    # `sending → deferred` is also the move of an attempt that may have been delivered (cut or timed out
+    # after DATA, no reply): audited SENT_UNCONFIRMED rather than `deferred`, retried alike, and the next
+    # attempt's 250 (`deferred → sending → sent`) records that it confirms it.
     S.SENDING: frozenset({S.SENT, S.DEFERRED, S.FAILED, S.QUEUED}),
     S.DEFERRED: frozenset({S.SENDING, S.HELD, S.CANCELLED, S.FAILED, S.QUEUED}),
     S.SENT: frozenset({S.ACKNOWLEDGED, S.REJECTED, S.ACCEPTED, S.FAILED, S.SUPERSEDED}),
@@ -47,6 +50,10 @@ SUBMISSION_MOVES: Mapping[SubmissionState, frozenset[SubmissionState]] = {
     S.SUPERSEDED: frozenset(),
     S.CANCELLED: frozenset(),
 }
+
+# The audit action (not a state) of an attempt the relay may have delivered: the submission stays
+# `deferred` and is resent with the same Message-ID until a 250 confirms it (docs/sending.md, Fault matrix).
+SENT_UNCONFIRMED = "sent-unconfirmed"
 
 # States in which the outbox may still send the report.
 SENDABLE = frozenset({S.QUEUED, S.DEFERRED})

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 from mailroom.core.claims import Claim
 from mailroom.core.config import Settings
 from mailroom.core.retry import RetryPolicy
-from mailroom.core.states import SubmissionState
+from mailroom.core.states import SENT_UNCONFIRMED, SubmissionState
 from mailroom.service.clocks import ClockKeeper
 from mailroom.service.notices import alert_team
 from mailroom.store import audit, queries
@@ -22,9 +22,11 @@ from mailroom.store.engine import transaction
 from mailroom.store.models import Case, Document, Notice, Submission
 from outbox.errors import (
     PartialDelivery,
+    RelayUnavailable,
     SendError,
     SessionRefused,
     TransientSendError,
+    UnconfirmedSend,
 )
 from outbox.types import SendReceipt
 
@@ -45,27 +47,43 @@ class SendRecords:
         now = self.now()
         with transaction(self.engine) as session:
             loaded = load_rows(session, [claim for claim, _ in sent])
+            # Only a resend can confirm an earlier attempt: first attempts cost no query.
+            resent = [c.id for c, _ in sent if c.table == "submission" and c.attempt > 1]
+            unconfirmed = queries.unconfirmed_attempts(session, resent)
             reports = [
                 report
                 for claim, receipt in sent
-                if (report := self._record_one_sent(session, claim, receipt, now=now)) is not None
+                if (
+                    report := self._record_one_sent(
+                        session, claim, receipt, now=now, confirms=unconfirmed.get(claim.id, [])
+                    )
+                )
+                is not None
             ]
             self.clocks.on_reports_sent(session, reports, now=now)
             for report in reports:
                 self._apply_early_reply(session, report, now=now)
             del loaded
         for claim, receipt in sent:
+            confirms = unconfirmed.get(claim.id, []) if claim.table == "submission" else []
             log.info(
-                "%s %d sent as %s: %s %s",
+                "%s %d sent as %s: %s %s%s",
                 claim.table,
                 claim.id,
                 claim.message_id,
                 receipt.code,
                 receipt.text[:100],
+                f" (confirms {SENT_UNCONFIRMED} attempt {_attempts(confirms)})" if confirms else "",
             )
 
     def _record_one_sent(
-        self, session: Session, claim: Claim, receipt: SendReceipt, *, now: datetime
+        self,
+        session: Session,
+        claim: Claim,
+        receipt: SendReceipt,
+        *,
+        now: datetime,
+        confirms: list[int],
     ) -> Submission | None:
         """Mark one row sent; returns the submission whose clocks now start (None for a notice)."""
         reply = f"{receipt.code} {receipt.text}".strip()
@@ -77,10 +95,20 @@ class SendRecords:
         row.sent_at = now
         row.lease_until = None
         row.next_attempt_at = None
-        detail = {"message_id": claim.message_id, "reply": reply[:200], "attempt": claim.attempt}
+        detail: dict[str, Any] = {
+            "message_id": claim.message_id,
+            "reply": reply[:200],
+            "attempt": claim.attempt,
+        }
         if isinstance(row, Notice):
             move_notice(session, row, "sent", now=now, action="sent", detail=detail)
             return None
+        if confirms:
+            detail["confirms"] = confirms
+            detail["note"] = (
+                f"confirmed: attempt {_attempts(confirms)} was {SENT_UNCONFIRMED}; the relay may also "
+                "have delivered that copy, with the same Message-ID"
+            )
         queries.move_submission(
             session, row, SubmissionState.SENT, now=now, actor=ACTOR, action="sent", detail=detail
         )
@@ -138,7 +166,7 @@ class SendRecords:
             row.last_smtp_code = error.code
             row.last_smtp_text = (error.text or str(error))[:1024]
             row.lease_until = None
-            detail = {"attempt": claim.attempt, "code": error.code, "error": str(error)[:300]}
+            detail: dict[str, Any] = {"attempt": claim.attempt, "code": error.code, "error": str(error)[:300]}
             queued_at = row.queued_at if isinstance(row, Submission) and row.queued_at else row.created_at
             # A refused session (login, TLS) is the relay's or our configuration's fault, not the report's:
             # keep retrying within the queue lifetime, as for a temporary failure.
@@ -147,21 +175,42 @@ class SendRecords:
                 if isinstance(error, TransientSendError | SessionRefused)
                 else None
             )
+            unconfirmed = isinstance(error, UnconfirmedSend)
             if retry_at is not None:
                 row.next_attempt_at = retry_at
                 detail["retry_at"] = retry_at.isoformat()
-                self._move(session, row, "deferred", now=now, action="deferred", detail=detail)
-                outcome = "deferred"
+                # Cut or timed out after DATA: the relay may have the report. Same state and retry as any
+                # temporary failure, but the timeline must not read as "not delivered".
+                action = SENT_UNCONFIRMED if unconfirmed else "deferred"
+                if unconfirmed:
+                    detail["note"] = "the relay may have it; resent with the same Message-ID until a 250"
+                self._move(session, row, "deferred", now=now, action=action, detail=detail)
+                outcome, shown = "deferred", action
             else:
                 row.next_attempt_at = None
                 if isinstance(error, TransientSendError | SessionRefused):
                     detail["note"] = "gave up: queue lifetime exceeded"
+                problem = f"sending failed: {error}"
+                if isinstance(row, Submission):
+                    earlier = queries.unconfirmed_attempts(session, [claim.id]).get(claim.id, [])
+                    maybe = [*earlier, claim.attempt] if unconfirmed else earlier
+                    if maybe:
+                        # "Not delivered" would be wrong: ask DWP before anyone sends it again.
+                        detail["unconfirmed_attempts"] = maybe
+                        problem += (
+                            f"; attempt {_attempts(maybe)} may nevertheless have reached DWP "
+                            f"({SENT_UNCONFIRMED}, Message-ID {claim.message_id})"
+                        )
                 self._move(session, row, "failed", now=now, action="failed", detail=detail)
                 if isinstance(row, Submission):
                     row.failed_at = now
-                    self._alert(session, claim, f"sending failed: {error}")
-                outcome = "failed"
-        log.warning("%s %d %s: %s", claim.table, claim.id, outcome, error)
+                    self._alert(session, claim, problem)
+                outcome = shown = "failed"
+        # No session (refused or unavailable) is logged once for the whole outage (OutageLog); each row
+        # deferred by it only at DEBUG, or a relay outage would log a WARNING per report per pass.
+        session_wide = isinstance(error, SessionRefused | RelayUnavailable)
+        level = logging.DEBUG if session_wide and outcome == "deferred" else logging.WARNING
+        log.log(level, "%s %d %s: %s", claim.table, claim.id, shown, error)
         return outcome
 
     def _claimed_row(self, session: Session, claim: Claim) -> Submission | Notice | None:
@@ -197,6 +246,10 @@ class SendRecords:
             headline="was not delivered",
             problem=problem,
         )
+
+
+def _attempts(numbers: list[int]) -> str:
+    return ", ".join(str(n) for n in numbers)
 
 
 def move_notice(

@@ -8,7 +8,14 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
-from outbox.errors import PartialDelivery, PermanentSendError, SendError, TransientSendError
+from outbox.errors import (
+    PartialDelivery,
+    PermanentSendError,
+    RelayUnavailable,
+    SendError,
+    TransientSendError,
+    UnconfirmedSend,
+)
 
 _lock = threading.Lock()
 _counts: Counter[tuple[str, str]] = Counter()
@@ -20,6 +27,10 @@ def count_send(error: SendError | None, *, code: int | None = None) -> None:
         result, code = "sent", code or 250
     elif isinstance(error, PartialDelivery):
         result, code = "partial", error.code
+    elif isinstance(error, UnconfirmedSend):
+        result, code = "unconfirmed", error.code  # the relay may have it: resent with the same Message-ID
+    elif isinstance(error, RelayUnavailable):
+        result, code = "unavailable", error.code
     elif isinstance(error, TransientSendError):
         result, code = "temporary", error.code
     elif isinstance(error, PermanentSendError):

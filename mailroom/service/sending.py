@@ -38,6 +38,7 @@ from mailroom.store.models import Case, Notice, Submission
 from outbox.compose import compose_notice, render_report
 from outbox.errors import (
     PartialDelivery,
+    RelayUnavailable,
     SendError,
     SessionRefused,
     TransientSendError,
@@ -139,7 +140,7 @@ class Outbox(SendRecords):
         self._relay_outage = OutageLog(
             f"SMTP relay {settings.smtp.host}:{settings.smtp.port}", channel="smtp"
         )
-        self._refused: SessionRefused | None = None
+        self._refused: SessionRefused | RelayUnavailable | None = None
         self._stopping = False
 
     # -- the pass ----------------------------------------------------------------------------------------
@@ -164,7 +165,7 @@ class Outbox(SendRecords):
         upcoming = self._next_group(feed)
         try:
             async with self.transport.session() as session:
-                refused: SessionRefused | None = None
+                refused: SessionRefused | RelayUnavailable | None = None
                 while group := await upcoming:
                     upcoming = self._next_group(feed)
                     for claim, built in group:
@@ -178,7 +179,8 @@ class Outbox(SendRecords):
                         # already, so it is left to lease recovery rather than handed back as unsent.
                         feed.handled(claim)
                         if refused is not None:
-                            # The relay refused the session itself: the rest of the pass waits with this one.
+                            # No session (refused, or the relay is unavailable): the rest of the pass waits
+                            # with this one, rather than meeting the same failure and timeout one by one.
                             counts[await asyncio.to_thread(self.record_failure, claim, refused)] += 1
                         else:
                             outcome = await self._send_one(session, claim, built, commits)
@@ -218,7 +220,7 @@ class Outbox(SendRecords):
             return await asyncio.to_thread(self.record_failure, claim, built)
         try:
             receipt = await self._deliver(session, built)
-        except SessionRefused as exc:
+        except (SessionRefused, RelayUnavailable) as exc:
             self._relay_outage.failed(exc)
             self._refused = exc
             await asyncio.to_thread(self.record_failure, claim, exc)
@@ -231,14 +233,13 @@ class Outbox(SendRecords):
         await commits.add(claim, receipt)
         return "sent"
 
-    async def _deliver(self, session: MailSession, built: Envelope) -> SendReceipt:
+    @staticmethod
+    async def _deliver(session: MailSession, built: Envelope) -> SendReceipt:
+        """One attempt on the wire, counted for the metrics by how it ended."""
         try:
             receipt = await session.send_envelope(built)
         except SendError as exc:
             count_send(exc)
-            if isinstance(exc, TransientSendError) and exc.code is None:
-                # Not reached at all (refused, reset, timed out): the relay is out, not this message.
-                self._relay_outage.failed(exc)
             raise
         count_send(None)
         return receipt

@@ -13,6 +13,7 @@ from sqlmodel import Session, col, func, select
 from mailroom.core.errors import NotFound
 from mailroom.core.states import (
     DELIVERED,
+    SENT_UNCONFIRMED,
     InboundState,
     SubmissionState,
     require_inbound_move,
@@ -214,6 +215,26 @@ def move_inbound(
         to_state=target,
         detail=detail,
     )
+
+
+def unconfirmed_attempts(session: Session, submission_ids: list[int]) -> dict[int, list[int]]:
+    """The attempts of these submissions audited sent-unconfirmed (the relay may have them), by id."""
+    if not submission_ids:
+        return {}
+    events = session.exec(
+        select(AuditEvent)
+        .where(
+            AuditEvent.entity == "submission",
+            col(AuditEvent.entity_id).in_(submission_ids),
+            AuditEvent.action == SENT_UNCONFIRMED,
+        )
+        .order_by(col(AuditEvent.seq))
+    ).all()
+    found: dict[int, list[int]] = {}
+    for event in events:
+        assert event.entity_id is not None
+        found.setdefault(event.entity_id, []).append(int(event.detail.get("attempt", 0)))
+    return found
 
 
 def submission_timeline(session: Session, submission_id: int) -> list[dict[str, Any]]:

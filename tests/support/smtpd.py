@@ -5,6 +5,8 @@ every DATA transaction recorded, and the failures of Postfix's smtp-sink on dema
 
     with SmtpServer() as relay:                     # also `async with`, or start()/stop() from a script
         relay.fail_next("RCPT", 450, "4.2.1 Mailbox busy")
+        relay.fail_next("GREETING", 421)            # the banner is a 421 and the relay hangs up
+        relay.fail_next("AUTH", 454, "4.7.0 Temporary authentication failure")
         relay.reply_421_and_disconnect_at("MAIL")
         relay.hang_up_after_data()                  # message read, connection closed, no reply
         relay.slow("DATA", 2.0)
@@ -45,7 +47,7 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-Stage = Literal["MAIL", "RCPT", "DATA"]
+Stage = Literal["GREETING", "AUTH", "MAIL", "RCPT", "DATA"]
 SlowStage = Literal["EHLO", "MAIL", "RCPT", "DATA"]
 Security = Literal["starttls", "tls", "none"]
 MessageHook = Callable[["Received"], Awaitable[None] | None]
@@ -137,6 +139,7 @@ class _FaultySMTP(SMTP):
         self.connection_number = 0
         self.disconnect_after_reply = False
         self.swallow_replies = False
+        self.greeted = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         first = self._original_transport is None  # STARTTLS calls this again for the TLS layer
@@ -158,6 +161,13 @@ class _FaultySMTP(SMTP):
     async def push(self, status: AnyStr) -> None:
         if self.swallow_replies or self.transport is None:
             return
+        if not self.greeted:
+            # The first reply is the banner: a GREETING fault replaces it, and 421 closes the connection.
+            self.greeted = True
+            fault = self.state.take_fault("GREETING")
+            if fault is not None:
+                self.disconnect_after_reply = fault.code == 421
+                status = cast(AnyStr, f"{fault.code} {fault.text}")
         await super().push(status)
         if self.disconnect_after_reply and self.transport is not None:
             self.transport.close()
@@ -241,6 +251,11 @@ class _Handler:
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
     ) -> AuthResult:
         login, password = auth_data.login.decode(), auth_data.password.decode()
+        fault = self.state.take_fault("AUTH")
+        if fault is not None:
+            with self.state.lock:
+                self.state.auth_attempts.append(AuthAttempt(mechanism, login, False))
+            return AuthResult(success=False, handled=False, message=f"{fault.code} {fault.text}")
         with self.state.lock:
             ok = login == self.state.username and password == self.state.password
             self.state.auth_attempts.append(AuthAttempt(mechanism, login, ok))
@@ -394,7 +409,8 @@ class SmtpServer:
     # -- fault injection -------------------------------------------------------------------------------
 
     def fail_next(self, stage: Stage, code: int, text: str = "", count: int = 1) -> None:
-        """The next `count` MAIL, RCPT or DATA (final reply, after the content) commands get this reply."""
+        """The next `count` banners (GREETING), AUTH (PLAIN/LOGIN), MAIL, RCPT or DATA (final reply, after
+        the content) commands get this reply; a 421 banner also closes the connection."""
         self._add_fault(stage, _Fault(code, text or _default_text(code), count))
 
     def reply_421_and_disconnect_at(self, stage: Stage, count: int = 1) -> None:

@@ -7,7 +7,14 @@ import ssl
 import aiosmtplib
 import pytest
 
-from outbox.errors import PermanentSendError, SendError, SessionRefused, TransientSendError
+from outbox.errors import (
+    PermanentSendError,
+    RelayUnavailable,
+    SendError,
+    SessionRefused,
+    TransientSendError,
+    UnconfirmedSend,
+)
 from outbox.smtp_errors import all_refused, classify_failure
 from outbox.types import SmtpStage
 
@@ -62,7 +69,7 @@ def cert_error() -> ssl.SSLCertVerificationError:
         (
             aiosmtplib.SMTPAuthenticationError(454, "4.7.0 Temporary auth failure"),
             SmtpStage.AUTH,
-            TransientSendError,
+            RelayUnavailable,  # before any message: the outbox defers the batch, not report by report
             454,
         ),
         (
@@ -85,42 +92,54 @@ def test_replies_are_classified_by_their_code_and_keep_it(
 
 
 @pytest.mark.parametrize(
-    ("error", "stage", "expected"),
+    ("error", "stage", "expected", "kind"),
     [
         (
             aiosmtplib.SMTPServerDisconnected("Unexpected EOF received"),
             SmtpStage.DATA,
             "connection failed at DATA",
+            UnconfirmedSend,  # the relay may have read the whole message
         ),
         (
             aiosmtplib.SMTPConnectError("Error connecting to relay.example on port 587: [Errno 111] refused"),
             SmtpStage.CONNECT,
             "connection failed at connect",
+            RelayUnavailable,
         ),
-        (ConnectionResetError(104, "Connection reset by peer"), SmtpStage.RCPT, "connection failed at RCPT"),
+        (
+            ConnectionResetError(104, "Connection reset by peer"),
+            SmtpStage.RCPT,
+            "connection failed at RCPT",
+            TransientSendError,
+        ),
         (
             aiosmtplib.SMTPReadTimeoutError("Timed out waiting for server response"),
             SmtpStage.DATA,
             "timed out at DATA",
+            UnconfirmedSend,
         ),
         (
             aiosmtplib.SMTPConnectTimeoutError("Timed out connecting"),
             SmtpStage.CONNECT,
             "timed out at connect",
+            RelayUnavailable,
         ),
-        (TimeoutError(), SmtpStage.MAIL, "timed out at MAIL"),
+        (TimeoutError(), SmtpStage.MAIL, "timed out at MAIL", TransientSendError),
         (
             chained(
                 aiosmtplib.SMTPConnectError("handshake"), ssl.SSLEOFError(8, "EOF in violation of protocol")
             ),
             SmtpStage.CONNECT,
             "connection failed at connect",
+            RelayUnavailable,
         ),
     ],
 )
-def test_drops_and_timeouts_are_transient(error: BaseException, stage: SmtpStage, expected: str) -> None:
+def test_drops_and_timeouts_are_transient(
+    error: BaseException, stage: SmtpStage, expected: str, kind: type[TransientSendError]
+) -> None:
     mapped = classify_failure(error, stage, WHERE)
-    assert type(mapped) is TransientSendError
+    assert type(mapped) is kind and isinstance(mapped, TransientSendError)
     assert expected in str(mapped)
     assert mapped.code is None
 
