@@ -128,6 +128,7 @@ class Writer:
         elif self.raw.driver_connection.in_transaction:  # type: ignore[union-attr]
             self.raw.driver_connection.execute("COMMIT")  # type: ignore[union-attr]
 
+    def finish(self) -> None:
         """Sequences past the ids written (PostgreSQL), planner statistics, and the connection back."""
         cursor = self.raw.cursor()
         if self.postgres:
