@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.progress import Progress
 
 from mailroom.cli.frame import (
     Cli,
@@ -18,7 +17,6 @@ from mailroom.cli.frame import (
     print_table,
 )
 from mailroom.core.errors import EX_FAILURE
-from mailroom.service.cases import NewCase
 
 
 @click.group("case")
@@ -50,6 +48,8 @@ def case_add(
     as_json: bool,
 ) -> None:
     """Add a case."""
+    from mailroom.service.cases import NewCase
+
     new = NewCase(case_ref, atw_ref, prap_id, nino, performance_manager, restricted, font_exception)
     case = cli.mailroom().add_case(new, actor=actor(), force=force)
     if as_json:
@@ -65,6 +65,8 @@ def case_add(
 @pass_cli
 def case_import(cli: Cli, csv_file: Path, force: bool, as_json: bool) -> None:
     """Add cases from a CSV file (header: case_ref,atw_ref,prap_id,nino,...): all of them, or none."""
+    from rich.progress import Progress
+
     mailroom = cli.mailroom()
     with Progress(console=err, transient=True, disable=as_json) as progress:
         task = progress.add_task("importing cases", total=None)

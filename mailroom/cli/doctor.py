@@ -1,10 +1,8 @@
 """`mailroom doctor`: is this installation fit to send reports? Each check passes, warns or fails with a fix.
 
-    config          the file loads and validates (nothing else can be checked if it does not)
-    config file     not writable by group or others
+    config          the file loads and validates (nothing else can be checked if not); not group-writable
     secret ...      each secret file the config uses: present, 0600, not empty
-    documents       the encrypted-documents folder exists and is 0700
-    gpg home        exists and is 0700
+    documents, gpg home   the encrypted-documents folder and the gpg home exist and are 0700
     database        reachable and at the latest migration (SQLite: the file is private too)
     stored files    every document the database names is on disk (files no row names only warn)
     gpg keys        every recipient has one usable, trusted key
@@ -15,26 +13,26 @@
     allow-list      the DWP inbox, the performance manager and each case's own manager can be sent to
     safety          warns about test-only switches: test_mode, redirect_all_to, a non-default DWP inbox
 
-A check never prints a secret: failures carry the component's own one-line error, which names keys and
-files but not their content. Exit code: 78 when the config does not load, 1 when any check fails, else 0.
+A check never prints a secret (failures carry the component's one-line error, naming keys and files, not
+content). Exit 78 when the config does not load, 1 when any check fails, else 0. SQLAlchemy loads lazily.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 import stat
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
-
-import sqlalchemy as sa
+from typing import TYPE_CHECKING, Any
 
 from mailroom.core.config import DWP_INBOX, Settings
 from mailroom.core.errors import EX_CONFIG, EX_FAILURE, EX_OK, ConfigError, MailroomError
 from mailroom.edges.configfile import load_settings, read_secret
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 MIN_HMAC_KEY_LENGTH = 32
 ROUND_TRIP_TEXT = b"mailroom doctor: encryption round trip\n"
@@ -231,6 +229,7 @@ def check_stored_files(settings: Settings) -> Iterator[Check]:
 
 
 def _named_files(settings: Settings) -> set[Path] | None:
+    from sqlalchemy.exc import SQLAlchemyError
     from sqlmodel import Session, col, select
 
     from mailroom.store.engine import make_engine
@@ -250,7 +249,7 @@ def _named_files(settings: Settings) -> set[Path] | None:
                     select(InboundMessage.stored_path).where(col(InboundMessage.stored_path).is_not(None))
                 )
             )
-    except sa.exc.SQLAlchemyError:
+    except SQLAlchemyError:
         return None
     finally:
         engine.dispose()
@@ -301,6 +300,8 @@ def _gpg_fix(problem: str, settings: Settings) -> str:
 
 
 def check_smtp(settings: Settings) -> Iterator[Check]:
+    import asyncio
+
     from mailroom.daemon.app import smtp_transport
     from outbox.errors import SendError
 
@@ -431,6 +432,7 @@ def check_allow_list(settings: Settings) -> Iterator[Check]:
 
 def _case_managers(settings: Settings) -> list[str]:
     """Per-case performance managers in the database, if it can be read (the database check says if not)."""
+    from sqlalchemy.exc import SQLAlchemyError
     from sqlmodel import Session, col, select
 
     from mailroom.store.engine import make_engine
@@ -444,7 +446,7 @@ def _case_managers(settings: Settings) -> list[str]:
     try:
         with Session(engine) as session:
             return sorted({str(address) for address in session.exec(query)})
-    except sa.exc.SQLAlchemyError:
+    except SQLAlchemyError:
         return []
     finally:
         engine.dispose()

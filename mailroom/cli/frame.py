@@ -12,28 +12,33 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from importlib.metadata import version as package_version
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
-from rich.table import Table
-from sqlalchemy.engine import Engine
 
 from mailroom.core.config import Settings
 from mailroom.core.errors import EX_FAILURE, EX_USAGE, InputError, MailroomError
-from mailroom.daemon.wiring import system_now
 from mailroom.edges.configfile import config_path, load_settings
-from mailroom.service.clocks import ClockKeeper
-from mailroom.service.inbound import Inbox
-from mailroom.service.mailroom import Mailroom
+
+if TYPE_CHECKING:  # imported by the commands that use them: `mailroom --help` loads no SQLAlchemy (issue 13)
+    from sqlalchemy.engine import Engine
+
+    from mailroom.service.clocks import ClockKeeper
+    from mailroom.service.inbound import Inbox
+    from mailroom.service.mailroom import Mailroom
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def system_now() -> datetime:
+    """The wall clock, aware UTC (the same as `mailroom.daemon.wiring.system_now`, without its imports)."""
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -68,6 +73,8 @@ class Cli:
         return lambda: system_now() + offset
 
     def inbox(self) -> Inbox:
+        from mailroom.service.inbound import Inbox
+
         mailroom = self.mailroom()
         return Inbox(
             self.settings(),
@@ -80,6 +87,8 @@ class Cli:
 
     def clocks(self) -> ClockKeeper:
         if self._clocks is None:
+            from mailroom.service.clocks import ClockKeeper
+
             self._clocks = ClockKeeper(self.settings())
         return self._clocks
 
@@ -125,6 +134,8 @@ def print_json(value: Any) -> None:
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left")
     for column in columns:
         table.add_column(column)
@@ -140,7 +151,7 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     metavar="PATH",
     help="Config file (default: $MAILROOM_CONFIG, then /etc/mailroom/mailroom.toml).",
 )
-@click.version_option(package_version("mhss-mailroom"), prog_name="mailroom")
+@click.version_option(package_name="mhss-mailroom", prog_name="mailroom")
 @click.pass_context
 def app(ctx: click.Context, config: str | None) -> None:
     """Send AtW MHSS reports to DWP, read DWP's replies, run the clocks, escalate."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 import click
-from rich.progress import Progress
 
 from mailroom.cli.frame import (
     Cli,
@@ -83,6 +82,8 @@ def erase(cli: Cli, case_ref: str, request_ref: str, yes: bool, as_json: bool) -
 @pass_cli
 def purge_command(cli: Cli, as_json: bool) -> None:
     """Delete stored documents and raw mail older than [retention] documents_days (ch.8)."""
+    from rich.progress import Progress
+
     from mailroom.service.records import purge
 
     mailroom = cli.mailroom()

@@ -7,17 +7,18 @@ from __future__ import annotations
 
 from datetime import datetime
 from importlib.metadata import version as package_version
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import click
 
-from mailroom.cli.frame import Cli, json_option, out, pass_cli, print_json
+from mailroom.cli.frame import Cli, json_option, out, pass_cli, print_json, system_now
 from mailroom.core.errors import EX_FAILURE
 from mailroom.core.health import age
-from mailroom.daemon.wiring import system_now
 from mailroom.edges.configfile import config_path
-from mailroom.service.status import StatusReport, read_status
-from mailroom.store.engine import require_current_schema
+
+if TYPE_CHECKING:  # loaded when the command runs: `mailroom --help` imports no SQLAlchemy
+    from mailroom.service.status import StatusReport
 
 # In the order a report travels, so the line reads like the pipeline.
 QUEUE_ORDER = (
@@ -46,6 +47,9 @@ def status(cli: Cli, as_json: bool) -> int:
     Exit 0 when healthy, 1 when something needs a person (the daemon not running, an outage longer than
     [status] outage_minutes, mail waiting for review, a breached clock).
     """
+    from mailroom.service.status import read_status
+    from mailroom.store.engine import require_current_schema
+
     settings = cli.settings()
     engine = cli.engine()
     require_current_schema(engine)
