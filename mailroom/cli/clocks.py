@@ -5,26 +5,34 @@ from __future__ import annotations
 import click
 
 from mailroom.cli.frame import (
+    DEFAULT_LIMIT,
     Cli,
     json_option,
+    page_options,
+    pages,
     parse_date,
     pass_cli,
-    print_json,
+    print_footer,
     print_table,
+    stream_json,
 )
 
 
 @click.command("clocks")
 @click.option("--as-of", "as_of", metavar="DATE", help="Show what would fire on this date (YYYY-MM-DD).")
+@page_options
 @json_option
 @pass_cli
-def clocks(cli: Cli, as_of: str | None, as_json: bool) -> None:
-    """Running clocks, and what would fire on a date: check a policy before it bites."""
-    day = parse_date(as_of) if as_of else cli.now(None)().astimezone(cli.clocks().calendar.tz).date()
-    rows = cli.clocks().preview(cli.mailroom().engine, day)
+def clocks(cli: Cli, as_of: str | None, limit: int | None, after: int | None, as_json: bool) -> None:
+    """Open clocks, soonest due first, and what would fire on a date: check a policy before it bites."""
+    keeper, engine = cli.clocks(), cli.mailroom().engine
+    day = parse_date(as_of) if as_of else cli.now(None)().astimezone(keeper.calendar.tz).date()
     if as_json:
-        print_json({"as_of": day.isoformat(), "clocks": rows})
+        every = pages(lambda key, n: keeper.preview(engine, day, after=key, limit=n), after, limit)
+        stream_json(every, head=f'{{"as_of": "{day.isoformat()}", "clocks": [', tail="]}")
         return
+    page = keeper.preview(engine, day, after=after, limit=limit or DEFAULT_LIMIT)
+    rows = page.rows
     print_table(
         f"Clocks as of {day.isoformat()}",
         ["clock", "case", "submission", "kind", "state", "due", "fires"],
@@ -41,17 +49,21 @@ def clocks(cli: Cli, as_of: str | None, as_json: bool) -> None:
             for r in rows
         ],
     )
+    print_footer(page, limit)
 
 
 @click.command("escalations")
+@page_options
 @json_option
 @pass_cli
-def escalations(cli: Cli, as_json: bool) -> None:
-    """Reminders and escalations fired, newest first."""
-    rows = cli.mailroom().escalations()
+def escalations(cli: Cli, limit: int | None, after: int | None, as_json: bool) -> None:
+    """Reminders and escalations fired, newest first, a page at a time (`--after` the last id shown)."""
+    mailroom = cli.mailroom()
     if as_json:
-        print_json(rows)
+        stream_json(pages(lambda key, n: mailroom.escalations(after=key, limit=n), after, limit))
         return
+    page = mailroom.escalations(after=after, limit=limit or DEFAULT_LIMIT)
+    rows = page.rows
     print_table(
         "Escalations",
         ["case", "submission", "clock", "level", "to", "created", "notice"],
@@ -68,6 +80,7 @@ def escalations(cli: Cli, as_json: bool) -> None:
             for r in rows
         ],
     )
+    print_footer(page, limit)
 
 
 COMMANDS: tuple[click.Command, ...] = (

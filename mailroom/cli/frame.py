@@ -10,7 +10,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -119,6 +119,50 @@ pass_cli = click.make_pass_decorator(Cli)
 
 def json_option(func: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")(func)
+
+
+DEFAULT_LIMIT = 50  # rows a listing shows unless --limit says otherwise: one screen, then a footer
+JSON_PAGE = 1000  # rows fetched at a time while JSON is streamed
+
+
+def page_options(func: F) -> F:
+    """`--limit N` and `--after ID` for a listing (keyset pages: `--after` is the last id shown)."""
+    func = click.option(
+        "--after", type=int, metavar="ID", help="Start after this id (the last one shown on the page before)."
+    )(func)
+    return click.option(
+        "--limit",
+        type=click.IntRange(min=1),
+        help=f"Rows to show (default {DEFAULT_LIMIT}; with --json, every row, streamed).",
+    )(func)
+
+
+def pages(fetch: Callable[[int | None, int], Any], after: int | None, limit: int | None) -> Iterator[Any]:
+    """Every row from `after` on (up to `limit`), fetched a keyset page at a time: memory stays flat."""
+    left = limit
+    while left is None or left > 0:
+        size = JSON_PAGE if left is None else min(left, JSON_PAGE)
+        page = fetch(after, size)
+        yield from page.rows
+        if left is not None:
+            left -= len(page.rows)
+        if not page.more or page.last is None:
+            return
+        after = page.last
+
+
+def stream_json(rows: Iterable[Any], *, head: str = "[", tail: str = "]") -> None:
+    """A JSON array written one row per line as the rows arrive, never held whole in memory."""
+    click.echo(head)
+    for number, row in enumerate(rows):
+        click.echo(("  " if number == 0 else ", ") + json.dumps(row, default=str))
+    click.echo(tail)
+
+
+def print_footer(page: Any, limit: int | None) -> None:
+    if page.more:
+        shown = limit or DEFAULT_LIMIT
+        out.print(f"{page.more:,} more; next page: --after {page.last} (showing {shown} a page; --limit N)")
 
 
 def actor() -> str:

@@ -7,14 +7,19 @@ from pathlib import Path
 import click
 
 from mailroom.cli.frame import (
+    DEFAULT_LIMIT,
     Cli,
     actor,
     json_option,
     out,
+    page_options,
+    pages,
     pass_cli,
+    print_footer,
     print_json,
     print_table,
     read_file,
+    stream_json,
 )
 from mailroom.core.errors import InputError
 from mailroom.core.states import APPLICABLE_KINDS
@@ -84,18 +89,23 @@ def ingest(cli: Cli, emls: tuple[Path, ...], as_json: bool) -> None:
     "--state",
     help="needs_review, unmatched, quarantined, ignored, ... (default: the three that wait for a person).",
 )
+@page_options
 @json_option
 @click.pass_context
-def inbox_group(ctx: click.Context, state: str | None, as_json: bool) -> None:
-    """Inbound mail waiting for a person; subcommands decide about one."""
+def inbox_group(
+    ctx: click.Context, state: str | None, limit: int | None, after: int | None, as_json: bool
+) -> None:
+    """Inbound mail waiting for a person, a page at a time; subcommands decide about one."""
     if ctx.invoked_subcommand is not None:
         return
     cli = ctx.find_object(Cli)
     assert cli is not None
-    rows = cli.inbox().desk.listing(state=state)
+    desk = cli.inbox().desk
     if as_json:
-        print_json(rows)
+        stream_json(pages(lambda key, n: desk.listing(state=state, after=key, limit=n), after, limit))
         return
+    page = desk.listing(state=state, after=after, limit=limit or DEFAULT_LIMIT)
+    rows = page.rows
     print_table(
         "Inbox",
         ["id", "state", "kind", "case", "trusted", "sender", "received", "why"],
@@ -113,6 +123,7 @@ def inbox_group(ctx: click.Context, state: str | None, as_json: bool) -> None:
             for r in rows
         ],
     )
+    print_footer(page, limit)
 
 
 @inbox_group.command("assign")

@@ -5,28 +5,38 @@ from __future__ import annotations
 import click
 
 from mailroom.cli.frame import (
+    DEFAULT_LIMIT,
     Cli,
     actor,
     json_option,
     out,
+    page_options,
+    pages,
     pass_cli,
+    print_footer,
     print_json,
     print_table,
+    stream_json,
 )
 
 
 @click.group("queue", invoke_without_command=True)
 @click.option("--state", help="Only submissions in this state.")
+@page_options
 @json_option
 @click.pass_context
-def queue_group(ctx: click.Context, state: str | None, as_json: bool) -> None:
-    """Submissions and where they are; subcommands act on one."""
+def queue_group(
+    ctx: click.Context, state: str | None, limit: int | None, after: int | None, as_json: bool
+) -> None:
+    """Submissions and where they are, oldest first, a page at a time; subcommands act on one."""
     if ctx.invoked_subcommand is not None:
         return
-    rows = ctx.find_object(Cli).mailroom().queue(state=state)  # type: ignore[union-attr]
+    mailroom = ctx.find_object(Cli).mailroom()  # type: ignore[union-attr]
     if as_json:
-        print_json(rows)
+        stream_json(pages(lambda key, n: mailroom.queue(state=state, after=key, limit=n), after, limit))
         return
+    page = mailroom.queue(state=state, after=after, limit=limit or DEFAULT_LIMIT)
+    rows = page.rows
     print_table(
         "Queue",
         ["id", "case", "type", "v", "state", "attempts", "next attempt", "last SMTP reply"],
@@ -44,6 +54,7 @@ def queue_group(ctx: click.Context, state: str | None, as_json: bool) -> None:
             for r in rows
         ],
     )
+    print_footer(page, limit)
 
 
 def _queue_action(name: str, verb: str, help_text: str) -> None:

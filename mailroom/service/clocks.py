@@ -42,6 +42,7 @@ from mailroom.service.notices import queue_notice
 from mailroom.service.wording import Wording
 from mailroom.store import audit, queries
 from mailroom.store.engine import transaction
+from mailroom.store.listings import CLOCK_ORDER, Page, active_clocks_listing, page_by_due
 from mailroom.store.models import Case, Clock, Escalation, Submission
 
 log = logging.getLogger(__name__)
@@ -302,15 +303,19 @@ class ClockKeeper:
             log.info("deadline sweep: %s", result)
         return result
 
-    def preview(self, engine: sa.Engine, as_of: date) -> list[dict[str, Any]]:
-        """`mailroom clocks --as-of DATE`: running clocks and what would fire on that day. Changes nothing."""
+    def preview(
+        self, engine: sa.Engine, as_of: date, *, after: int | None = None, limit: int = 50
+    ) -> Page[dict[str, Any]]:
+        """`mailroom clocks --as-of DATE`: a page of open clocks by due time, and what would fire on that
+        day. Changes nothing."""
         with transaction(engine) as session:
-            clocks = self._active(session, lock=False)
+            found = page_by_due(session, active_clocks_listing(), after=after, limit=limit)
+            clocks = self._snapshots(session, found.rows)
         actions = preview([snap for snap, _, _ in clocks.values()], as_of, self.calendar, self.policy)
         firing: dict[int, list[DueAction]] = {}
         for action in actions:
             firing.setdefault(action.clock_id, []).append(action)
-        return [
+        rows = [
             {
                 "clock_id": snap.id,
                 "case_ref": case.case_ref,
@@ -327,23 +332,25 @@ class ClockKeeper:
             }
             for snap, clock, case in clocks.values()
         ]
+        return Page(rows, found.more, found.last)
 
     def _active(self, session: Session, *, lock: bool) -> dict[int, tuple[ClockSnapshot, Clock, Case]]:
-        query = (
-            select(Clock, Case)
-            .join(Case, col(Case.id) == col(Clock.case_id))
-            .where(col(Clock.state).in_(list(ACTIVE)))
-            .order_by(col(Clock.due_at))
-        )
+        query = active_clocks_listing().rows().order_by(*CLOCK_ORDER)
         if lock:
             # PostgreSQL: a second daemon waits here, then sees the levels this one recorded.
             query = query.with_for_update(of=Clock)
-        rows = session.exec(query).all()
+        return self._snapshots(session, session.exec(query).all())
+
+    def _snapshots(
+        self, session: Session, rows: Sequence[tuple[Clock, Case]]
+    ) -> dict[int, tuple[ClockSnapshot, Clock, Case]]:
         fired: dict[int, set[str]] = {}
         ids = [clock.id for clock, _ in rows]
-        if ids:
+        for start in range(0, len(ids), 2000):
             for clock_id, level in session.exec(
-                select(Escalation.clock_id, Escalation.level).where(col(Escalation.clock_id).in_(ids))
+                select(Escalation.clock_id, Escalation.level).where(
+                    col(Escalation.clock_id).in_(ids[start : start + 2000])
+                )
             ).all():
                 fired.setdefault(clock_id, set()).add(level)
         result = {}

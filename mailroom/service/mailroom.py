@@ -27,6 +27,7 @@ from mailroom.service.records import refuse_if_erased
 from mailroom.store import audit, queries
 from mailroom.store.documents import DocumentStore
 from mailroom.store.engine import transaction
+from mailroom.store.listings import Page, escalations_listing, page_by_id, submissions_listing
 from mailroom.store.models import Case, Clock, Document, Escalation, InboundMessage, Notice, Submission
 
 if TYPE_CHECKING:  # pdfplumber (behind parsers.preflight) costs ~17 MB: loaded when a PDF is first read
@@ -273,54 +274,29 @@ class Mailroom(CaseDesk):
     def _message_id(self, submission: Submission) -> str:
         return new_message_id(self.settings, label=submission.token, now=self.now())
 
-    def queue(self, *, state: str | None = None) -> list[dict[str, Any]]:
+    def queue(self, *, state: str | None = None, after: int | None = None, limit: int = 50) -> Page[Any]:
+        """`mailroom queue`: a page of submissions by id, and how many follow it."""
         if state is not None and state not in set(SubmissionState):
             known = ", ".join(s.value for s in SubmissionState)
             raise InputError(f"unknown state {state!r} (known: {known})")
         with transaction(self.engine) as session:
-            rows = []
-            for s in queries.list_submissions(session, state=state):
-                case = queries.case_by_id(session, s.case_id)
-                rows.append(
-                    {
-                        "id": s.id,
-                        "case_ref": case.case_ref,
-                        "report_type": s.report_type,
-                        "version": s.version,
-                        "state": s.state,
-                        "attempts": s.attempts,
-                        "next_attempt_at": iso_or_none(s.next_attempt_at),
-                        "last_smtp": f"{s.last_smtp_code} {s.last_smtp_text}" if s.last_smtp_code else None,
-                        "message_id": s.message_id,
-                    }
-                )
-            return rows
+            found = page_by_id(
+                session, submissions_listing(state), col(Submission.id), after=after, limit=limit
+            )
+            return found.map(lambda row: _queued(*row))
 
-    def escalations(self) -> list[dict[str, Any]]:
-        """Every reminder and escalation fired, newest first, with the state of its notice."""
+    def escalations(self, *, after: int | None = None, limit: int = 50) -> Page[Any]:
+        """Reminders and escalations fired, newest first, with the state of each notice: one page."""
         with transaction(self.engine) as session:
-            rows = session.exec(
-                select(Escalation, Clock, Case, Notice)
-                .join(Clock, col(Clock.id) == col(Escalation.clock_id))
-                .join(Case, col(Case.id) == col(Clock.case_id))
-                .join(Notice, col(Notice.id) == col(Escalation.notice_id), isouter=True)
-                .order_by(col(Escalation.id).desc())
-            ).all()
-            return [
-                {
-                    "id": e.id,
-                    "case_ref": case.case_ref,
-                    "submission_id": clock.submission_id,
-                    "clock": clock.kind,
-                    "level": e.level,
-                    "kind": e.kind,
-                    "to": e.recipients,
-                    "created_at": iso_or_none(e.created_at),
-                    "notice_state": notice.state if notice else None,
-                    "sent_at": iso_or_none(notice.sent_at) if notice else None,
-                }
-                for e, clock, case, notice in rows
-            ]
+            found = page_by_id(
+                session,
+                escalations_listing(),
+                col(Escalation.id),
+                after=after,
+                limit=limit,
+                newest_first=True,
+            )
+            return found.map(lambda row: _escalation(*row))
 
     def management_information(self, start: date | None, end: date | None) -> dict[str, Any]:
         """`report mi`: submissions created in [start, end] (whole days, UTC), summarised."""
@@ -431,6 +407,35 @@ class Mailroom(CaseDesk):
 
 
 __all__ = ["Mailroom", "NewCase", "NotFound"]
+
+
+def _queued(s: Submission, case_ref: str) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "case_ref": case_ref,
+        "report_type": s.report_type,
+        "version": s.version,
+        "state": s.state,
+        "attempts": s.attempts,
+        "next_attempt_at": iso_or_none(s.next_attempt_at),
+        "last_smtp": f"{s.last_smtp_code} {s.last_smtp_text}" if s.last_smtp_code else None,
+        "message_id": s.message_id,
+    }
+
+
+def _escalation(e: Escalation, clock: Clock, case: Case, notice: Notice | None) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "case_ref": case.case_ref,
+        "submission_id": clock.submission_id,
+        "clock": clock.kind,
+        "level": e.level,
+        "kind": e.kind,
+        "to": e.recipients,
+        "created_at": iso_or_none(e.created_at),
+        "notice_state": notice.state if notice else None,
+        "sent_at": iso_or_none(notice.sent_at) if notice else None,
+    }
 
 
 def _within(query: Any, column: Any, start: date | None, end: date | None) -> Any:

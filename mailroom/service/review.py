@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from mailroom.core.config import Settings
 from mailroom.core.errors import InputError
@@ -22,6 +22,7 @@ from mailroom.service.notices import alert_review
 from mailroom.service.wording import Wording
 from mailroom.store import queries
 from mailroom.store.engine import transaction
+from mailroom.store.listings import Page, inbound_listing, page_by_id
 from mailroom.store.models import Case, InboundMessage, Submission
 from parsers.types import NOTICE_KINDS, Classification, ClassifyPolicy, Kind
 
@@ -119,17 +120,16 @@ class ReviewDesk:
                 self._note(session, sub, "review-dismissed", actor=actor, row=row)
             return row
 
-    def listing(self, *, state: str | None) -> list[dict[str, Any]]:
-        """`mailroom inbox`: messages waiting for a person by default, or those in `state`."""
+    def listing(self, *, state: str | None, after: int | None = None, limit: int = 50) -> Page[Any]:
+        """`mailroom inbox`: a page of messages waiting for a person by default, or of those in `state`."""
         if state is not None and state not in set(InboundState):
             raise InputError(f"unknown state {state!r} (known: {', '.join(s.value for s in InboundState)})")
         wanted = [state] if state else sorted(WAITING)
         with transaction(self.engine) as session:
-            query = select(InboundMessage, Case.case_ref).join(
-                Case, col(Case.id) == col(InboundMessage.case_id), isouter=True
+            found = page_by_id(
+                session, inbound_listing(wanted), col(InboundMessage.id), after=after, limit=limit
             )
-            query = query.where(col(InboundMessage.state).in_(wanted)).order_by(col(InboundMessage.id))
-            return [_listed(m, case_ref) for m, case_ref in session.exec(query).all()]
+            return found.map(lambda row: _listed(*row))
 
     def _submission(
         self, session: Session, case: Case, submission_id: int | None, row: InboundMessage

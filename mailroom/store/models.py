@@ -73,6 +73,14 @@ class Document(SQLModel, table=True):
 
 class Submission(SQLModel, table=True):
     __tablename__ = "submissions"
+    __table_args__ = (
+        # `queue --state S` a page at a time: WHERE state = ? AND id > ? ORDER BY id (store/listings.py)
+        sa.Index("ix_submissions_state_id", "state", "id"),
+        # the outbox's claim: WHERE state IN (queued, deferred) AND next_attempt_at <= now ORDER BY it
+        sa.Index("ix_submissions_state_next_attempt_at", "state", "next_attempt_at"),
+        # `report mi --from --to`: WHERE created_at >= ? AND created_at < ?
+        sa.Index("ix_submissions_created_at", "created_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="cases.id", index=True)
@@ -113,6 +121,10 @@ class Notice(SQLModel, table=True):
     """Mail we write ourselves (reminders, escalations, alerts), sent through the same durable outbox."""
 
     __tablename__ = "notices"
+    __table_args__ = (
+        # the outbox's claim of notices: WHERE state IN (queued, deferred) AND next_attempt_at <= now
+        sa.Index("ix_notices_state_next_attempt_at", "state", "next_attempt_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=32)  # reminder | escalation | alert
@@ -139,6 +151,10 @@ class InboundMessage(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("mailbox", "uidvalidity", "uid", name="uq_inbound_uid"),
         sa.UniqueConstraint("message_id", "raw_sha256", name="uq_inbound_content"),
+        # `inbox [--state S]` a page at a time: WHERE state IN (...) AND id > ? ORDER BY id
+        sa.Index("ix_inbound_messages_state_id", "state", "id"),
+        # `report mi`'s review counts: WHERE review IS NOT NULL AND received_at in [from, to]
+        sa.Index("ix_inbound_messages_received_at", "received_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -187,6 +203,10 @@ class FolderCursor(SQLModel, table=True):
 
 class Clock(SQLModel, table=True):
     __tablename__ = "clocks"
+    __table_args__ = (
+        # the sweep, `clocks` (pages by due time) and status: WHERE state IN (open) ORDER BY due_at, id
+        sa.Index("ix_clocks_state_due_at", "state", "due_at", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=32)
@@ -204,7 +224,11 @@ class Escalation(SQLModel, table=True):
     """One row per (clock, level), written in the same transaction as its notice: never twice."""
 
     __tablename__ = "escalations"
-    __table_args__ = (sa.UniqueConstraint("clock_id", "level", name="uq_escalation_level"),)
+    __table_args__ = (
+        sa.UniqueConstraint("clock_id", "level", name="uq_escalation_level"),
+        # status, the digest and metrics: WHERE created_at >= since
+        sa.Index("ix_escalations_created_at", "created_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     clock_id: int = Field(foreign_key="clocks.id", index=True)
@@ -265,6 +289,11 @@ class AuditEvent(SQLModel, table=True):
     """Append-only and hash-chained: `mailroom audit verify` finds an edited or deleted row."""
 
     __tablename__ = "audit_events"
+    __table_args__ = (
+        # `case show` (a submission's timeline) and the outbox's unconfirmed attempts:
+        # WHERE entity = ? AND entity_id = ? ORDER BY seq
+        sa.Index("ix_audit_events_entity_entity_id_seq", "entity", "entity_id", "seq"),
+    )
 
     seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     at: datetime = _when(nullable=False)
