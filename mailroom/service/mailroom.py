@@ -335,8 +335,7 @@ class Mailroom(CaseDesk):
 
     def verify_audit(self) -> tuple[int, list[str]]:
         with transaction(self.engine) as session:
-            events = audit.all_events(session)
-            return len(events), audit.verify(events)
+            return audit.verify_stream(session)
 
     # -- admin actions on the queue ------------------------------------------------------------------
 

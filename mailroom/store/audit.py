@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -118,7 +118,7 @@ _HASHED = (
 )
 
 
-def _digest(fields: dict[str, Any]) -> str:
+def _digest(fields: Mapping[str, Any]) -> str:
     body = {name: fields[name] for name in _HASHED}
     body["at"] = fields["at"].astimezone(UTC).isoformat(timespec="microseconds")
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
@@ -138,6 +138,30 @@ def verify(events: Iterable[AuditEvent]) -> list[str]:
             problems.append(f"event {event.seq} was changed after it was written")
         expected_prev, expected_seq = event.hash, event.seq + 1
     return problems
+
+
+def verify_stream(session: Session, *, batch: int = 20_000) -> tuple[int, list[str]]:
+    """`audit verify` on a long trail: read `batch` events at a time by seq (a keyset, never OFFSET),
+    as plain rows rather than ORM objects, so memory stays flat however long the chain is."""
+    table = AuditEvent.__table__  # type: ignore[attr-defined]
+    columns = [table.c[name] for name in (*_HASHED, "hash")]
+    problems: list[str] = []
+    expected_prev, expected_seq, count = GENESIS, 1, 0
+    while True:
+        query = sa.select(*columns).where(table.c.seq >= expected_seq).order_by(table.c.seq).limit(batch)
+        rows = session.connection().execute(query).mappings().all()
+        for row in rows:
+            seq = row["seq"]
+            if seq != expected_seq:
+                problems.append(f"event {expected_seq} is missing (next found is {seq})")
+            if row["prev_hash"] != expected_prev:
+                problems.append(f"event {seq} does not follow the event before it")
+            if _digest(row) != row["hash"]:
+                problems.append(f"event {seq} was changed after it was written")
+            expected_prev, expected_seq = row["hash"], seq + 1
+        count += len(rows)
+        if len(rows) < batch:
+            return count, problems
 
 
 def all_events(session: Session) -> list[AuditEvent]:

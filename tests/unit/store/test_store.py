@@ -128,6 +128,23 @@ def test_audit_chain_verifies_and_finds_edits_and_deletions(engine: Engine) -> N
     assert "event 3 does not follow the event before it" in problems
 
 
+def test_the_streamed_verify_finds_what_the_whole_list_finds_across_batches(engine: Engine) -> None:
+    _events(engine, 7)
+    with transaction(engine) as session:
+        assert audit.verify_stream(session, batch=2) == (7, [])
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE audit_events SET actor = 'mallory' WHERE seq = 3"))
+        connection.execute(sa.text("DELETE FROM audit_events WHERE seq = 5"))
+    with transaction(engine) as session:
+        whole = audit.verify(audit.all_events(session))
+        assert audit.verify_stream(session, batch=2) == (6, whole)
+        assert audit.verify_stream(session, batch=3) == (6, whole)
+    assert (
+        "event 3 was changed after it was written" in whole
+        and "event 5 is missing (next found is 6)" in whole
+    )
+
+
 def test_times_come_back_aware_in_utc(engine: Engine) -> None:
     _events(engine, 1)
     with transaction(engine) as session:
