@@ -53,6 +53,12 @@ class HeartbeatRecorder:
             session.execute(
                 sa.delete(DaemonInstance).where(col(DaemonInstance.heartbeat_at) < now - KEEP_STOPPED)
             )
+            again = session.get(DaemonInstance, self.me.instance_id)
+            if again is not None:
+                # The same process starting again (`run_once` pass after pass): one row, running again.
+                again.heartbeat_at, again.stopped_at = now, None
+                session.add(again)
+                return
             session.add(
                 DaemonInstance(
                     id=self.me.instance_id,
