@@ -22,6 +22,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,6 +34,7 @@ if str(ROOT) not in sys.path:
 from bench.common import BenchConfig, Figure, print_table, workdir  # noqa: E402
 
 MAILROOM = Path(sys.executable).with_name("mailroom")
+GNU_TIME = Path("/usr/bin/time").exists()
 
 
 def main() -> int:
@@ -111,24 +113,28 @@ def _sizes(counts: dict[str, int]) -> str:
 # -- whole processes -----------------------------------------------------------------------------------------
 
 
-def timed(argv: list[str], *, stdin: str | None = None) -> tuple[float, int, int, str]:
-    """Wall seconds, peak RSS (KB), exit code and the first lines of output of one process."""
-    started = time.monotonic()
-    process = subprocess.Popen(
-        argv,
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "COLUMNS": "160"},
-    )
-    assert process.stdout is not None
-    output = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.monotonic() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    tail = output.decode(errors="replace").strip().splitlines()
-    return seconds, usage.ru_maxrss, process.returncode, tail[-1] if tail else ""
+def timed(argv: list[str]) -> tuple[float, int, int, str]:
+    """Wall seconds, peak RSS (KB), exit code and the last line of output of one process.
+
+    The peak comes from /usr/bin/time (GNU time), whose own small fork runs the command: a child forked
+    from this process would count this process's memory (the history's generator) before its exec.
+    """
+    with tempfile.NamedTemporaryFile(prefix="mrbench-rss-") as rss_file:
+        wrapped = ["/usr/bin/time", "-q", "-f", "%M", "-o", rss_file.name, *argv] if GNU_TIME else argv
+        started = time.monotonic()
+        done = subprocess.run(
+            wrapped,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            env={**os.environ, "COLUMNS": "160"},
+        )
+        seconds = time.monotonic() - started
+        said = Path(rss_file.name).read_text().split() if GNU_TIME else []
+    rss = int(said[-1]) if said and said[-1].isdigit() else 0
+    tail = done.stdout.decode(errors="replace").strip().splitlines()
+    tail = tail or done.stderr.decode(errors="replace").strip().splitlines()
+    return seconds, rss, done.returncode, tail[-1] if tail else ""
 
 
 def measure(config: Path, refs: list[str], now: datetime, passes: int) -> tuple[list[Figure], list[str]]:
