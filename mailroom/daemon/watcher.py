@@ -33,10 +33,14 @@ STORE_GROUP = 25  # raw messages encrypted per gpg run during a catch-up
 
 
 class InboxWatcher:
-    def __init__(self, mailbox: Mailbox, inbox: Inbox, engine: Engine) -> None:
+    def __init__(
+        self, mailbox: Mailbox, inbox: Inbox, engine: Engine, *, backoff: Backoff | None = None
+    ) -> None:
         self.mailbox = mailbox
         self.inbox = inbox
         self.engine = engine
+        # Reconnect delays: 1 s doubling to 5 min by default; the fault tests pass a shorter one.
+        self.backoff = backoff if backoff is not None else Backoff(random.Random())
         o = mailbox.options
         self.folder = o.inbox_folder
         self.key = f"imap:{o.username}@{o.host}:{o.port}/{o.inbox_folder}"
@@ -133,7 +137,7 @@ class InboxWatcher:
     async def run(self, stop: asyncio.Event, heartbeat: Heartbeat) -> None:
         outage = OutageLog(f"IMAP {self.mailbox.options.where}")
         storage = OutageLog("encrypted storage of inbound mail (gpg)")
-        backoff = Backoff(random.Random())
+        backoff = self.backoff
         renew = self.mailbox.options.idle_renew_minutes * 60.0
         leader = Leadership(self.engine, f"imap-watcher:{self.key}")
         while not stop.is_set():
