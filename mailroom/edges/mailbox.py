@@ -452,7 +452,9 @@ class Mailbox:
         changed = False
         for response in responses:
             if len(response) >= 2 and response[0] == b"BYE":
-                raise MailboxUnavailable(f"IMAP {self.options.where} said BYE: {as_text(response[1])}")
+                # imapclient splits the untagged line into words: keep them all, so the log says why.
+                reason = " ".join(as_text(part) for part in response[1:])
+                raise MailboxUnavailable(f"IMAP {self.options.where} said BYE: {reason}")
             changed = changed or (len(response) >= 2 and response[1] in _NEW_MAIL)
         return changed
 
