@@ -7,6 +7,7 @@ another thread. Library and socket errors are translated at this edge:
 
     MailboxError                                   anything the server refused (NO/BAD), or a config problem
     ├── MailboxUnavailable(…, ConnectionError)     network, timeout, TLS, BYE: reconnect with backoff
+    │   └── MailboxUntrusted                       the certificate did not verify (nothing was sent)
     ├── MailboxAuthError                           login refused: permanent until the configuration changes
     └── UidValidityChanged                         the folder was recreated: resync by Message-ID
 
@@ -40,6 +41,7 @@ from mailroom.edges.imap import (
     MailboxAuthError,
     MailboxError,
     MailboxUnavailable,
+    MailboxUntrusted,
     Namespace,
     UidValidityChanged,
     as_text,
@@ -341,7 +343,7 @@ class Mailbox:
             raise MailboxAuthError(f"IMAP login as {user} at {where} refused: {error}") from error
         except ssl.SSLCertVerificationError as error:
             self._drop()
-            raise MailboxUnavailable(
+            raise MailboxUntrusted(
                 f"IMAP {where}: server certificate not trusted ({error.verify_message})"
             ) from error
         except (IMAPClientAbortError, ProtocolError, OSError) as error:
