@@ -188,6 +188,8 @@ def test_an_address_is_read_whole_after_a_tab_separated_label() -> None:
 
 
 def test_a_status_of_class_only_gives_way_to_the_remote_reply() -> None:
-    fields = f"Final-Recipient: rfc822; {INBOX}\nAction: failed\nStatus: 5.0.0\nDiagnostic-Code: smtp; 550 5.1.1 x"
+    fields = (
+        f"Final-Recipient: rfc822; {INBOX}\nAction: failed\nStatus: 5.0.0\nDiagnostic-Code: smtp; 550 5.1.1 x"
+    )
     dsn = parse_dsn(parse_message(report(fields)))
     assert dsn is not None and dsn.status == "5.1.1"
