@@ -20,12 +20,13 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import Engine
 
 from mailroom.core.config import Settings
-from mailroom.core.errors import ConfigError
+from mailroom.core.errors import ConfigError, StoreError
 from mailroom.daemon.runners import Heartbeat, periodic, sleep_or_stop
 from mailroom.daemon.watcher import InboxWatcher
 from mailroom.daemon.wiring import make_mailroom, system_now
 from mailroom.edges.configfile import read_secret
 from mailroom.edges.imap import ImapOptions
+from mailroom.edges.leader import InstanceLock
 from mailroom.edges.mailbox import Mailbox
 from mailroom.edges.process import this_process
 from mailroom.edges.sdnotify import SystemdNotifier
@@ -66,6 +67,7 @@ class Parts:
     intake: Intake
     watcher: InboxWatcher | None
     recorder: HeartbeatRecorder
+    instance_lock: InstanceLock
 
 
 def smtp_transport(settings: Settings) -> SmtpTransport:
@@ -123,25 +125,43 @@ def build(settings: Settings, *, now: Now = system_now, engine: Engine | None = 
     mailroom = make_mailroom(settings, engine=engine, now=now)
     engine, documents = mailroom.engine, mailroom.documents
     clocks = ClockKeeper(settings, work_calendar_in_child(settings))
-    outbox = Outbox(settings, engine, documents, smtp_transport(settings), now, clocks)
+    me = this_process()
+    outbox = Outbox(settings, engine, documents, smtp_transport(settings), now, clocks, owner=me.instance_id)
     inbox = Inbox(settings, engine, documents, now, clocks, mailroom.nino_key)
     mailbox = imap_mailbox(settings)
     watcher = InboxWatcher(mailbox, inbox, engine) if mailbox else None
-    recorder = HeartbeatRecorder(
-        engine, this_process(), version=package_version("mhss-mailroom"), config=settings.source
-    )
+    recorder = HeartbeatRecorder(engine, me, version=package_version("mhss-mailroom"), config=settings.source)
     return Parts(
-        settings, engine, now, clocks, mailroom, outbox, inbox, Intake(settings, mailroom), watcher, recorder
+        settings,
+        engine,
+        now,
+        clocks,
+        mailroom,
+        outbox,
+        inbox,
+        Intake(settings, mailroom),
+        watcher,
+        recorder,
+        InstanceLock(engine, me.instance_id),
     )
 
 
 async def run_once(parts: Parts) -> dict[str, object]:
     """One pass of every runner, in the order a report travels: intake, send, read replies, clocks, send."""
-    await asyncio.to_thread(parts.recorder.start)
+    await asyncio.to_thread(_announce, parts)
     try:
         return await _one_pass(parts)
     finally:
         await asyncio.to_thread(parts.recorder.beat, stopping=True)
+        parts.instance_lock.release()
+
+
+def _announce(parts: Parts) -> None:
+    """Take this instance's lock (proof of life for other daemons), then write its heartbeat row."""
+    if not parts.instance_lock.acquire():
+        # Two live instances whose ids share a CRC-32: vanishingly rare, and a fresh start picks a new id.
+        raise StoreError("another running daemon holds this instance's lock (an id collision); start again")
+    parts.recorder.start()
 
 
 async def _one_pass(parts: Parts) -> dict[str, object]:
@@ -167,7 +187,7 @@ async def run_forever(parts: Parts) -> None:
         loop.add_signal_handler(sig, stop.set)
     heartbeat = Heartbeat()
     notifier = SystemdNotifier()
-    await asyncio.to_thread(parts.recorder.start)
+    await asyncio.to_thread(_announce, parts)
     metrics = _metrics(parts)
     scheduler = AsyncIOScheduler(event_loop=loop)
     scheduler.add_job(
@@ -223,6 +243,7 @@ async def run_forever(parts: Parts) -> None:
     if metrics:
         metrics.stop()
     await asyncio.to_thread(parts.recorder.beat, stopping=True)
+    parts.instance_lock.release()
     log.info("stopped")
 
 

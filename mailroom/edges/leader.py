@@ -11,6 +11,56 @@ import zlib
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+# The first key of every instance lock (two-key advisory locks are a lock space apart from Leadership's).
+INSTANCE_LOCK_CLASS = 0x6D61696C  # "mail"
+
+
+def instance_lock_key(instance_id: str) -> int:
+    """The second key: the instance id's CRC-32 as a signed 32-bit integer, as PostgreSQL's int4 wants."""
+    key = zlib.crc32(instance_id.encode())
+    return key - (1 << 32) if key >= 1 << 31 else key
+
+
+class InstanceLock:
+    """A daemon's proof of life on PostgreSQL: a session advisory lock on its own instance id, held on
+    its own connection while it runs. When the process dies its connection drops and the lock is free, so
+    another daemon, on any host, can tell at once that the claims it left are orphans. SQLite: a no-op."""
+
+    def __init__(self, engine: Engine, instance_id: str) -> None:
+        self.engine = engine
+        self.key = instance_lock_key(instance_id)
+        self._connection: sa.Connection | None = None
+
+    def acquire(self) -> bool:
+        """True when held (always on SQLite); False if another live instance has the same key."""
+        if self.engine.dialect.name != "postgresql" or self._connection is not None:
+            return True
+        connection = self.engine.connect()
+        query = sa.text("SELECT pg_try_advisory_lock(:c, :k)")
+        held = bool(connection.execute(query, {"c": INSTANCE_LOCK_CLASS, "k": self.key}).scalar())
+        connection.commit()
+        if held:
+            self._connection = connection
+        else:
+            connection.close()
+        return held
+
+    def release(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.close()  # the session ends, and its advisory locks with it
+            finally:
+                self._connection = None
+
+
+def instance_lock_free(connection: sa.Connection, instance_id: str) -> bool:
+    """On PostgreSQL: True when no session holds that instance's lock, i.e. the instance is gone."""
+    params = {"c": INSTANCE_LOCK_CLASS, "k": instance_lock_key(instance_id)}
+    taken = bool(connection.execute(sa.text("SELECT pg_try_advisory_lock(:c, :k)"), params).scalar())
+    if taken:
+        connection.execute(sa.text("SELECT pg_advisory_unlock(:c, :k)"), params)
+    return taken
+
 
 class Leadership:
     def __init__(self, engine: Engine, job: str) -> None:

@@ -123,8 +123,13 @@ class Outbox(SendRecords):
         transport: Transport,
         now: Now,
         clocks: ClockKeeper,
+        *,
+        owner: str = "",
     ) -> None:
         self.settings = settings
+        # This daemon's instance id, recorded on every claim (daemon_instances.id); "" in tools and tests
+        # that claim without a daemon around them.
+        self.owner = owner
         self.engine = engine
         self.documents = documents
         self.transport = transport
@@ -247,7 +252,9 @@ class Outbox(SendRecords):
     # -- claiming ----------------------------------------------------------------------------------------
 
     def recover_leases(self) -> int:
-        """Rows whose worker died mid-send go back to the queue with their Message-ID."""
+        """Rows whose worker died mid-send go back to the queue with their Message-ID: at once when their
+        owner is gone (claim_owners), else when their lease runs out."""
+        orphans = self.recover_orphans()
         now = self.now()
         recovered = 0
         with transaction(self.engine) as session:
@@ -277,7 +284,7 @@ class Outbox(SendRecords):
                 recovered += 1
         if recovered:
             log.warning("%d message(s) were resent after an unconfirmed attempt", recovered)
-        return recovered
+        return orphans + recovered
 
     def claim(self, limit: int) -> list[Claim]:
         now = self.now()
@@ -314,6 +321,7 @@ class Outbox(SendRecords):
                 assert notice.id is not None
                 notice.attempts += 1
                 notice.lease_until = lease_until
+                notice.claimed_by = self.owner or None
                 move_notice(session, notice, "sending", now=now, action="claimed")
                 claims.append(Claim("notice", notice.id, notice.message_id, notice.attempts, lease_until))
         return claims
@@ -329,6 +337,7 @@ class Outbox(SendRecords):
             return None
         sub.attempts += 1
         sub.lease_until = lease_until
+        sub.claimed_by = self.owner or None
         queries.move_submission(
             session,
             sub,

@@ -22,7 +22,7 @@ from mailroom.core.states import InboundState, SubmissionState
 from mailroom.edges.process import this_process
 from mailroom.service.heartbeat import HeartbeatRecorder
 from mailroom.service.outage import OutageBoard, OutageLog
-from mailroom.store.engine import make_engine
+from mailroom.store.engine import SCHEMA_HEAD, make_engine
 from mailroom.store.models import Case, Clock, Document, InboundMessage, Submission
 from tests.conftest import Env
 
@@ -119,7 +119,7 @@ def test_a_running_daemon_with_nothing_waiting_is_healthy(env: Env) -> None:
     code, report, text = status(env)
     assert code == 0
     assert report["running"] and report["healthy"] and report["problems"] == []
-    assert report["queue"] == {"sent": 1} and report["due_soon"] == 1 and report["schema"] == "0003"
+    assert report["queue"] == {"sent": 1} and report["due_soon"] == 1 and report["schema"] == SCHEMA_HEAD
     assert text.startswith("mailroom status: healthy") and "running on" in text
 
 
