@@ -53,6 +53,11 @@ class HeartbeatRecorder:
             session.execute(
                 sa.delete(DaemonInstance).where(col(DaemonInstance.heartbeat_at) < now - KEEP_STOPPED)
             )
+            known = session.get(DaemonInstance, self.me.instance_id)
+            if known is not None:  # the same parts run again (`run_once` in a loop): alive again
+                known.heartbeat_at, known.stopped_at = now, None
+                session.add(known)
+                return
             session.add(
                 DaemonInstance(
                     id=self.me.instance_id,
