@@ -48,8 +48,12 @@ class InstanceLock:
     def release(self) -> None:
         if self._connection is not None:
             try:
-                self._connection.close()  # the session ends, and its advisory locks with it
+                # Unlock explicitly: close() only hands the connection back to the pool, session and all.
+                params = {"c": INSTANCE_LOCK_CLASS, "k": self.key}
+                self._connection.execute(sa.text("SELECT pg_advisory_unlock(:c, :k)"), params)
+                self._connection.commit()
             finally:
+                self._connection.close()
                 self._connection = None
 
 
