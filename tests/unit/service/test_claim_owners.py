@@ -19,7 +19,7 @@ from mailroom.daemon.app import Parts, build
 from mailroom.edges.configfile import load_settings
 from mailroom.edges.process import this_process
 from mailroom.service.heartbeat import HeartbeatRecorder
-from mailroom.store.models import AuditEvent, Case, Document, Submission
+from mailroom.store.models import AuditEvent, Case, Document, Notice, Submission
 from tests.conftest import Env
 from tests.support import pdfs
 
@@ -132,3 +132,27 @@ def test_every_claim_names_this_daemon(parts: Parts, env: Env) -> None:
     with Session(parts.engine) as session:
         sub = session.get(Submission, claim.id)
         assert sub is not None and sub.claimed_by == parts.outbox.owner != ""
+
+
+def test_a_notice_claimed_by_a_daemon_that_is_gone_goes_back_too(parts: Parts) -> None:
+    dead = instance(parts, pid=gone_pid())
+    with Session(parts.engine) as session:
+        notice = Notice(
+            kind="escalation",
+            recipients=["pm@dwp.gov.uk"],
+            subject="MHSS escalation-1 - MH-300000 [S-000001]: no acknowledgement",
+            body="-",
+            message_id="<escalation.test@provider.example>",
+            state="sending",
+            attempts=1,
+            lease_until=NOW + timedelta(minutes=5),
+            claimed_by=dead,
+            created_at=NOW,
+        )
+        session.add(notice)
+        session.commit()
+        notice_id = notice.id
+    assert parts.outbox.recover_leases() == 1
+    with Session(parts.engine) as session:
+        back = session.get(Notice, notice_id)
+        assert back is not None and (back.state, back.claimed_by) == ("queued", None)
