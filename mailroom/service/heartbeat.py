@@ -53,7 +53,9 @@ class HeartbeatRecorder:
             session.execute(
                 sa.delete(DaemonInstance).where(col(DaemonInstance.heartbeat_at) < now - KEEP_STOPPED)
             )
-            session.add(
+            # merge, not add: one Parts may start more than once (`run_once` called again in the same
+            # process, as the SMTP fault matrix does); the row is this process's either way.
+            session.merge(
                 DaemonInstance(
                     id=self.me.instance_id,
                     host=self.me.host[:255],
