@@ -234,6 +234,7 @@ def test_gpg_home_missing_its_key(
         assert daemon.stop() == 0, daemon.text()[-3000:]
     warnings = daemon.lines("WARNING", "gpg could not encrypt")
     assert len(warnings) == 1 and "intake unavailable" in warnings[0], warnings
+    assert daemon.lines("WARNING", "gnupg:") == []  # python-gnupg's own repeats of the same fault
     assert daemon.lines("INFO", "intake available again after")
     assert daemon.problems() == []
     sent = sent_to_dwp(relay)
