@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
 from mailroom.core.config import Settings
@@ -29,6 +30,7 @@ from mailroom.edges.configfile import config_path, load_settings
 from mailroom.service.clocks import ClockKeeper
 from mailroom.service.inbound import Inbox
 from mailroom.service.mailroom import Mailroom
+from outbox.errors import CryptoError
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -190,6 +192,21 @@ def invoke(group: click.Group, argv: Sequence[str] | None = None) -> int:
     except MailroomError as exc:
         err.print(f"mailroom: error: {exc}", markup=False)
         return exc.exit_code
+    except sa_exc.DBAPIError as exc:
+        # The database refused (read-only, locked past the busy timeout, a server gone): one line that
+        # says so, not a traceback; the transaction was rolled back, so nothing changed.
+        from mailroom.store.engine import database_failure
+
+        err.print(f"mailroom: error: {database_failure(exc)}", markup=False)
+        return EX_FAILURE
+    except CryptoError as exc:
+        err.print(f"mailroom: error: {exc}", markup=False)
+        return EX_FAILURE
+    except OSError as exc:
+        # A file the command needed could not be read or written (a full or read-only disk).
+        where = f": {exc.filename}" if exc.filename else ""
+        err.print(f"mailroom: error: {exc.strerror or exc}{where}", markup=False)
+        return EX_FAILURE
     except KeyboardInterrupt:
         return 130
     return result if isinstance(result, int) else 0

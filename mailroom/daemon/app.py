@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,11 +19,11 @@ from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 from mailroom.core.config import Settings
-from mailroom.core.errors import ConfigError, StoreError
-from mailroom.daemon.runners import Heartbeat, periodic, sleep_or_stop
+from mailroom.core.errors import ConfigError, DatabaseUnavailable, StoreError
+from mailroom.daemon.runners import Backoff, Heartbeat, periodic, sleep_or_stop
 from mailroom.daemon.watcher import InboxWatcher
 from mailroom.daemon.wiring import make_mailroom, system_now
 from mailroom.edges.configfile import read_secret
@@ -37,8 +39,9 @@ from mailroom.service.heartbeat import HeartbeatRecorder
 from mailroom.service.inbound import Inbox
 from mailroom.service.intake import Intake
 from mailroom.service.mailroom import Mailroom
-from mailroom.service.outage import record_contact
+from mailroom.service.outage import OutageLog, record_contact
 from mailroom.service.sending import Outbox
+from mailroom.store.engine import probe_write, require_current_schema
 from outbox.allowlist import AllowList
 from outbox.errors import SendError
 from outbox.transport import SmtpTransport
@@ -50,6 +53,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 Now = Callable[[], datetime]
 INTAKE_INTERVAL = 5.0
+DATABASE_RETRY_CAP = 30.0  # seconds between attempts at most while the database cannot be used at start
 STOP_GRACE = 8.0
 
 
@@ -144,6 +148,32 @@ def build(settings: Settings, *, now: Now = system_now, engine: Engine | None = 
         recorder,
         InstanceLock(engine, me.instance_id),
     )
+
+
+def wait_for_database(
+    settings: Settings, engine: Engine, *, sleep: Callable[[float], None] = time.sleep
+) -> None:
+    """Before `run` builds anything: wait while the database cannot be opened or written (a read-only
+    file system after a restore, a server still starting), logging the outage once, rather than exiting
+    and meeting systemd's restart limit. A schema that needs `db upgrade` still stops the daemon."""
+    outage = OutageLog(f"database {_where(settings)}", log, channel="database")
+    backoff = Backoff(random.Random(), initial=1.0, cap=DATABASE_RETRY_CAP)
+    while True:
+        try:
+            require_current_schema(engine)
+            probe_write(engine)
+        except DatabaseUnavailable as exc:
+            delay = backoff.next_delay()
+            outage.failed(exc, retry_in=delay)
+            sleep(delay)
+            continue
+        outage.recovered()
+        return
+
+
+def _where(settings: Settings) -> str:
+    url = make_url(settings.store.url)
+    return (url.database or "") if url.drivername.startswith("sqlite") else f"{url.host}:{url.port or ''}"
 
 
 async def run_once(parts: Parts) -> dict[str, object]:
