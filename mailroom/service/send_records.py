@@ -37,6 +37,11 @@ log = logging.getLogger("mailroom.service.sending")
 ACTOR = "daemon:outbox"
 
 
+class StorageUnavailable(TransientSendError):
+    """A report's stored document could not be decrypted (the secret key gone, gpg broken): a fault of
+    this machine, not of the report or the relay. Logged once as an outage; each report waits its backoff."""
+
+
 class SendRecords:
     settings: Settings
     engine: Any
@@ -211,7 +216,7 @@ class SendRecords:
                 outcome = shown = "failed"
         # No session (refused or unavailable) is logged once for the whole outage (OutageLog); each row
         # deferred by it only at DEBUG, or a relay outage would log a WARNING per report per pass.
-        session_wide = isinstance(error, SessionRefused | RelayUnavailable)
+        session_wide = isinstance(error, SessionRefused | RelayUnavailable | StorageUnavailable)
         level = logging.DEBUG if session_wide and outcome == "deferred" else logging.WARNING
         log.log(level, "%s %d %s: %s", claim.table, claim.id, shown, error)
         return outcome

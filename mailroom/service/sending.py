@@ -29,7 +29,7 @@ from mailroom.core.retry import RetryPolicy
 from mailroom.core.states import SENDABLE, SubmissionState
 from mailroom.service.clocks import ClockKeeper
 from mailroom.service.outage import OutageLog
-from mailroom.service.send_records import ACTOR, SendRecords, load_rows, move_notice
+from mailroom.service.send_records import ACTOR, SendRecords, StorageUnavailable, load_rows, move_notice
 from mailroom.service.send_tally import count_send
 from mailroom.store import queries
 from mailroom.store.documents import DocumentStore
@@ -41,7 +41,6 @@ from outbox.errors import (
     RelayUnavailable,
     SendError,
     SessionRefused,
-    TransientSendError,
 )
 from outbox.transport import Envelope
 from outbox.types import NoticeRequest, ReportRequest, SendReceipt
@@ -145,6 +144,8 @@ class Outbox(SendRecords):
         self._relay_outage = OutageLog(
             f"SMTP relay {settings.smtp.host}:{settings.smtp.port}", channel="smtp"
         )
+        # One line for a decryption outage (a missing secret key meets every report in the queue).
+        self._storage_outage = OutageLog("decryption of stored reports (gpg)", channel="gpg")
         self._refused: SessionRefused | RelayUnavailable | None = None
         self._stopping = False
 
@@ -219,8 +220,11 @@ class Outbox(SendRecords):
         commits: GroupCommits,
     ) -> str:
         if isinstance(built, DocumentUnreadable):
-            failure = TransientSendError(f"cannot decrypt: {built}")
+            failure = StorageUnavailable(f"cannot decrypt: {built}")
+            self._storage_outage.failed(failure)
             return await asyncio.to_thread(self.record_failure, claim, failure)
+        if claim.table == "submission" and not isinstance(built, SendError):
+            self._storage_outage.recovered()  # its document decrypted
         if isinstance(built, SendError):
             return await asyncio.to_thread(self.record_failure, claim, built)
         try:
