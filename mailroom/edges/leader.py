@@ -21,23 +21,24 @@ def instance_lock_key(instance_id: str) -> int:
     return key - (1 << 32) if key >= 1 << 31 else key
 
 
-class InstanceLock:
-    """A daemon's proof of life on PostgreSQL: a session advisory lock on its own instance id, held on
-    its own connection while it runs. When the process dies its connection drops and the lock is free, so
-    another daemon, on any host, can tell at once that the claims it left are orphans. SQLite: a no-op."""
+class _SessionLock:
+    """A PostgreSQL session advisory lock held on a connection of its own until released or the process
+    dies (its connection drops, and the lock with it). On SQLite (one server) it is always held."""
 
-    def __init__(self, engine: Engine, instance_id: str) -> None:
+    keys = ":k"  # the lock function's arguments; two keys are a lock space apart from one
+
+    def __init__(self, engine: Engine, params: dict[str, int]) -> None:
         self.engine = engine
-        self.key = instance_lock_key(instance_id)
+        self.params = params
         self._connection: sa.Connection | None = None
 
     def acquire(self) -> bool:
-        """True when held (always on SQLite); False if another live instance has the same key."""
+        """True when this process now holds (or already held) the lock; never blocks."""
         if self.engine.dialect.name != "postgresql" or self._connection is not None:
             return True
         connection = self.engine.connect()
-        query = sa.text("SELECT pg_try_advisory_lock(:c, :k)")
-        held = bool(connection.execute(query, {"c": INSTANCE_LOCK_CLASS, "k": self.key}).scalar())
+        query = sa.text(f"SELECT pg_try_advisory_lock({self.keys})")
+        held = bool(connection.execute(query, self.params).scalar())
         connection.commit()
         if held:
             self._connection = connection
@@ -49,12 +50,22 @@ class InstanceLock:
         if self._connection is not None:
             try:
                 # Unlock explicitly: close() only hands the connection back to the pool, session and all.
-                params = {"c": INSTANCE_LOCK_CLASS, "k": self.key}
-                self._connection.execute(sa.text("SELECT pg_advisory_unlock(:c, :k)"), params)
+                self._connection.execute(sa.text(f"SELECT pg_advisory_unlock({self.keys})"), self.params)
                 self._connection.commit()
             finally:
                 self._connection.close()
                 self._connection = None
+
+
+class InstanceLock(_SessionLock):
+    """A daemon's proof of life on PostgreSQL: a lock on its own instance id, held while it runs. When the
+    process dies the lock is free, so another daemon, on any host, can tell at once that the claims it
+    left are orphans (`instance_lock_free`)."""
+
+    keys = ":c, :k"
+
+    def __init__(self, engine: Engine, instance_id: str) -> None:
+        super().__init__(engine, {"c": INSTANCE_LOCK_CLASS, "k": instance_lock_key(instance_id)})
 
 
 def instance_lock_free(connection: sa.Connection, instance_id: str) -> bool:
@@ -66,32 +77,8 @@ def instance_lock_free(connection: sa.Connection, instance_id: str) -> bool:
     return taken
 
 
-class Leadership:
+class Leadership(_SessionLock):
+    """Exactly one daemon holds `job` (the IMAP watcher for one mailbox) at a time."""
+
     def __init__(self, engine: Engine, job: str) -> None:
-        self.engine = engine
-        self.key = zlib.crc32(f"mailroom:{job}".encode())
-        self._connection: sa.Connection | None = None
-
-    def acquire(self) -> bool:
-        """True when this process now holds (or already held) the job; never blocks."""
-        if self.engine.dialect.name != "postgresql":
-            return True
-        if self._connection is not None:
-            return True
-        connection = self.engine.connect()
-        held = bool(connection.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar())
-        connection.commit()
-        if held:
-            self._connection = connection
-        else:
-            connection.close()
-        return held
-
-    def release(self) -> None:
-        if self._connection is not None:
-            try:
-                self._connection.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
-                self._connection.commit()
-            finally:
-                self._connection.close()
-                self._connection = None
+        super().__init__(engine, {"k": zlib.crc32(f"mailroom:{job}".encode())})

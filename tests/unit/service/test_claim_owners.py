@@ -19,9 +19,9 @@ from mailroom.daemon.app import Parts, build
 from mailroom.edges.configfile import load_settings
 from mailroom.edges.process import this_process
 from mailroom.service.heartbeat import HeartbeatRecorder
-from mailroom.store.models import AuditEvent, Case, Document, Notice, Submission
+from mailroom.store.models import AuditEvent, Case, Notice, Submission
 from tests.conftest import Env
-from tests.support import pdfs
+from tests.support import pdfs, rows
 
 NOW = datetime.now(UTC)
 
@@ -45,26 +45,17 @@ def instance(parts: Parts, **identity: Any) -> str:
 
 def claimed_report(parts: Parts, owner: str | None, *, lease: timedelta = timedelta(minutes=5)) -> int:
     with Session(parts.engine) as session:
-        case = Case(case_ref=f"MH-{300000 + len(session.exec(select(Case)).all()):06d}", created_at=NOW)
-        session.add(case)
-        session.flush()
-        assert case.id is not None
-        document = Document(case_id=case.id, sha256="0" * 64, size=1, created_at=NOW)
-        session.add(document)
-        session.flush()
-        assert document.id is not None
-        sub = Submission(
-            case_id=case.id,
-            document_id=document.id,
-            report_type="support-plan",
+        number = 300000 + len(session.exec(select(Case)).all())
+        sub = rows.add_report(
+            session,
+            case_ref=f"MH-{number:06d}",
             state=SubmissionState.SENDING,
-            message_id=f"<S-{case.id:06d}.test@provider.example>",
+            at=NOW,
+            message_id=f"<S-{number:06d}.test@provider.example>",
             attempts=1,
             lease_until=NOW + lease,
             claimed_by=owner,
-            created_at=NOW,
         )
-        session.add(sub)
         session.commit()
         assert sub.id is not None
         return sub.id

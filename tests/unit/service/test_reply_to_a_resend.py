@@ -15,8 +15,9 @@ from mailroom.daemon.wiring import make_mailroom
 from mailroom.edges.configfile import load_settings
 from mailroom.service.clocks import ClockKeeper
 from mailroom.service.inbound import Inbox
-from mailroom.store.models import Case, Clock, Document, Submission
+from mailroom.store.models import Clock, Submission
 from tests.conftest import Env
+from tests.support import rows
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "mail" / "rej-01-threaded-plain.eml"
 SENT = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -30,21 +31,15 @@ def test_a_rejection_of_a_report_being_resent_applies_and_stops_the_resend(
     settings = load_settings(env.config)
     mailroom = make_mailroom(settings)
     with Session(mailroom.engine) as session:
-        session.add(Case(id=201, case_ref="MH-100201", created_at=SENT))
-        session.add(Document(id=201, case_id=201, sha256="0" * 64, size=1, created_at=SENT))
-        session.flush()
-        session.add(
-            Submission(
-                id=201,
-                case_id=201,
-                document_id=201,
-                report_type="support-plan",
-                state=SubmissionState.DEFERRED,  # the last attempt was cut after DATA: sent-unconfirmed
-                message_id="<20261123.S-000201.49a7@provider.example>",
-                attempts=1,
-                next_attempt_at=SENT,
-                created_at=SENT,
-            )
+        rows.add_report(
+            session,
+            case_ref="MH-100201",
+            number=201,
+            state=SubmissionState.DEFERRED,  # the last attempt was cut after DATA: sent-unconfirmed
+            at=SENT,
+            message_id="<20261123.S-000201.49a7@provider.example>",
+            attempts=1,
+            next_attempt_at=SENT,
         )
         session.commit()
     inbox = Inbox(
