@@ -40,6 +40,11 @@ _TRUSTED = {"f", "u"}
 # python-gnupg logs the first bytes of every gpg output chunk at DEBUG: after a decrypt that is the
 # plaintext report. A DEBUG log level must never put health data in the journal.
 logging.getLogger("gnupg").setLevel(logging.INFO)
+# Its WARNING ("gpg returned a non-zero error code") and ERROR ("Error sending data", with a traceback,
+# when gpg exits before reading the input) repeat what this module raises as CryptoError, once per gpg
+# run: during a key outage they broke the daemon's promise of one line per outage. Only those are dropped.
+_DUPLICATES = ("gpg returned a non-zero error code", "Error sending data")
+logging.getLogger("gnupg").addFilter(lambda record: not str(record.msg).startswith(_DUPLICATES))
 
 
 @dataclass(frozen=True)

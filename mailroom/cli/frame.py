@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -247,4 +248,30 @@ def invoke(group: click.Group, argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        line = fault_line(exc)
+        if line is None:
+            raise  # a bug: the traceback is the report
+        err.print(f"mailroom: error: {line}", markup=False)
+        return EX_FAILURE
     return result if isinstance(result, int) else 0
+
+
+def fault_line(exc: BaseException) -> str | None:
+    """One line for a fault of the machine (the database refused, gpg failed, a file could not be read
+    or written), or None for anything else. The modules are looked up, not imported: an error of a kind
+    whose module no command has loaded cannot have been raised, and `--help` must stay light."""
+    sa_exc = sys.modules.get("sqlalchemy.exc")
+    if sa_exc is not None and isinstance(exc, sa_exc.DBAPIError):
+        # Read-only, locked past the busy timeout, a server gone; the transaction was rolled back.
+        from mailroom.store.engine import database_failure
+
+        return database_failure(exc)
+    crypto = sys.modules.get("outbox.errors")
+    if crypto is not None and isinstance(exc, crypto.CryptoError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        # A file the command needed could not be read or written (a full or read-only disk).
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}"
+    return None

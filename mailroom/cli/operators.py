@@ -232,13 +232,16 @@ def run_daemon(cli: Cli, once: bool, at: str | None, as_json: bool) -> None:
     """Run the daemon: intake, outbox, inbox and deadline runners."""
     import asyncio
 
-    from mailroom.daemon.app import build, run_forever, run_once
+    from mailroom.daemon.app import build, run_forever, run_once, wait_for_database
     from mailroom.edges.logs import configure
 
     settings = cli.settings()
     configure(settings.daemon.log_level)
     now = cli.now(at)
-    parts = build(settings, now=now, engine=cli.engine())
+    engine = cli.engine()
+    if not once:
+        wait_for_database(settings, engine)
+    parts = build(settings, now=now, engine=engine)
     if once:
         report = asyncio.run(run_once(parts))
         if as_json:

@@ -6,6 +6,8 @@
     │   ├── NotFound(InputError, LookupError) the case / submission / message named does not exist
     │   └── Conflict(InputError)              it exists already, or the state does not allow it
     ├── StoreError                            the database is unreachable or not at the expected schema
+    │   └── DatabaseUnavailable               it cannot be opened or written now (read-only, gone): may pass
+    ├── DocumentUnwritable                    the documents folder refused a write (full, read-only)
     └── InvalidTransition                     a state change the state machine does not allow
 
 Every message is one line that says what and where, and never holds personal data or secrets.
@@ -54,8 +56,17 @@ class DocumentUnreadable(MailroomError):
     """A stored document cannot be read back: gone from disk, purged, damaged, or not decryptable."""
 
 
+class DocumentUnwritable(MailroomError):
+    """A document cannot be written to the documents folder (full, read-only): nothing was stored."""
+
+
 class StoreError(MailroomError):
     """The database cannot be used: unreachable, or not at the expected schema revision."""
+
+
+class DatabaseUnavailable(StoreError):
+    """The database cannot be opened or written right now (a read-only file system, a server away): a
+    fault of the machine, not of the schema, so the daemon waits for it to pass."""
 
 
 class InvalidTransition(MailroomError):

@@ -39,7 +39,10 @@ SUBMISSION_MOVES: Mapping[SubmissionState, frozenset[SubmissionState]] = {
     # after DATA, no reply): audited SENT_UNCONFIRMED rather than `deferred`, retried alike, and the next
     # attempt's 250 (`deferred → sending → sent`) records that it confirms it.
     S.SENDING: frozenset({S.SENT, S.DEFERRED, S.FAILED, S.QUEUED}),
-    S.DEFERRED: frozenset({S.SENDING, S.HELD, S.CANCELLED, S.FAILED, S.QUEUED}),
+    # `deferred → rejected`: DWP's rejection of a report we are still resending (an attempt went
+    # sent-unconfirmed, or a relay's 4xx came after it had passed the report on) proves DWP has it; DWP's
+    # word wins, the resend stops and the correction clock runs from the rejection's arrival.
+    S.DEFERRED: frozenset({S.SENDING, S.HELD, S.CANCELLED, S.FAILED, S.QUEUED, S.REJECTED}),
     S.SENT: frozenset({S.ACKNOWLEDGED, S.REJECTED, S.ACCEPTED, S.FAILED, S.SUPERSEDED}),
     S.ACKNOWLEDGED: frozenset({S.REJECTED, S.ACCEPTED, S.FAILED, S.SUPERSEDED}),
     # A late rejection after the decision window is still a rejection: DWP's word wins over our clock.

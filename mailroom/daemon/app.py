@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,15 +19,16 @@ from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 from mailroom.core.config import Settings
-from mailroom.core.errors import ConfigError
-from mailroom.daemon.runners import Heartbeat, periodic, sleep_or_stop
+from mailroom.core.errors import ConfigError, DatabaseUnavailable, StoreError
+from mailroom.daemon.runners import Backoff, Heartbeat, periodic, sleep_or_stop
 from mailroom.daemon.watcher import InboxWatcher
 from mailroom.daemon.wiring import make_mailroom, system_now
 from mailroom.edges.configfile import read_secret
 from mailroom.edges.imap import ImapOptions
+from mailroom.edges.leader import InstanceLock
 from mailroom.edges.mailbox import Mailbox
 from mailroom.edges.process import this_process
 from mailroom.edges.sdnotify import SystemdNotifier
@@ -36,8 +39,9 @@ from mailroom.service.heartbeat import HeartbeatRecorder
 from mailroom.service.inbound import Inbox
 from mailroom.service.intake import Intake
 from mailroom.service.mailroom import Mailroom
-from mailroom.service.outage import record_contact
+from mailroom.service.outage import OutageLog, record_contact
 from mailroom.service.sending import Outbox
+from mailroom.store.engine import probe_write, require_current_schema
 from outbox.allowlist import AllowList
 from outbox.errors import SendError
 from outbox.transport import SmtpTransport
@@ -49,6 +53,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 Now = Callable[[], datetime]
 INTAKE_INTERVAL = 5.0
+DATABASE_RETRY_CAP = 30.0  # seconds between attempts at most while the database cannot be used at start
 STOP_GRACE = 8.0
 
 
@@ -66,6 +71,7 @@ class Parts:
     intake: Intake
     watcher: InboxWatcher | None
     recorder: HeartbeatRecorder
+    instance_lock: InstanceLock
 
 
 def smtp_transport(settings: Settings) -> SmtpTransport:
@@ -123,25 +129,69 @@ def build(settings: Settings, *, now: Now = system_now, engine: Engine | None = 
     mailroom = make_mailroom(settings, engine=engine, now=now)
     engine, documents = mailroom.engine, mailroom.documents
     clocks = ClockKeeper(settings, work_calendar_in_child(settings))
-    outbox = Outbox(settings, engine, documents, smtp_transport(settings), now, clocks)
+    me = this_process()
+    outbox = Outbox(settings, engine, documents, smtp_transport(settings), now, clocks, owner=me.instance_id)
     inbox = Inbox(settings, engine, documents, now, clocks, mailroom.nino_key)
     mailbox = imap_mailbox(settings)
     watcher = InboxWatcher(mailbox, inbox, engine) if mailbox else None
-    recorder = HeartbeatRecorder(
-        engine, this_process(), version=package_version("mhss-mailroom"), config=settings.source
-    )
+    recorder = HeartbeatRecorder(engine, me, version=package_version("mhss-mailroom"), config=settings.source)
     return Parts(
-        settings, engine, now, clocks, mailroom, outbox, inbox, Intake(settings, mailroom), watcher, recorder
+        settings,
+        engine,
+        now,
+        clocks,
+        mailroom,
+        outbox,
+        inbox,
+        Intake(settings, mailroom),
+        watcher,
+        recorder,
+        InstanceLock(engine, me.instance_id),
     )
+
+
+def wait_for_database(
+    settings: Settings, engine: Engine, *, sleep: Callable[[float], None] = time.sleep
+) -> None:
+    """Before `run` builds anything: wait while the database cannot be opened or written (a read-only
+    file system after a restore, a server still starting), logging the outage once, rather than exiting
+    and meeting systemd's restart limit. A schema that needs `db upgrade` still stops the daemon."""
+    outage = OutageLog(f"database {_where(settings)}", log, channel="database")
+    backoff = Backoff(random.Random(), initial=1.0, cap=DATABASE_RETRY_CAP)
+    while True:
+        try:
+            require_current_schema(engine)
+            probe_write(engine)
+        except DatabaseUnavailable as exc:
+            delay = backoff.next_delay()
+            outage.failed(exc, retry_in=delay)
+            sleep(delay)
+            continue
+        outage.recovered()
+        return
+
+
+def _where(settings: Settings) -> str:
+    url = make_url(settings.store.url)
+    return (url.database or "") if url.drivername.startswith("sqlite") else f"{url.host}:{url.port or ''}"
 
 
 async def run_once(parts: Parts) -> dict[str, object]:
     """One pass of every runner, in the order a report travels: intake, send, read replies, clocks, send."""
-    await asyncio.to_thread(parts.recorder.start)
+    await asyncio.to_thread(_announce, parts)
     try:
         return await _one_pass(parts)
     finally:
         await asyncio.to_thread(parts.recorder.beat, stopping=True)
+        parts.instance_lock.release()
+
+
+def _announce(parts: Parts) -> None:
+    """Take this instance's lock (proof of life for other daemons), then write its heartbeat row."""
+    if not parts.instance_lock.acquire():
+        # Two live instances whose ids share a CRC-32: vanishingly rare, and a fresh start picks a new id.
+        raise StoreError("another running daemon holds this instance's lock (an id collision); start again")
+    parts.recorder.start()
 
 
 async def _one_pass(parts: Parts) -> dict[str, object]:
@@ -167,7 +217,7 @@ async def run_forever(parts: Parts) -> None:
         loop.add_signal_handler(sig, stop.set)
     heartbeat = Heartbeat()
     notifier = SystemdNotifier()
-    await asyncio.to_thread(parts.recorder.start)
+    await asyncio.to_thread(_announce, parts)
     metrics = _metrics(parts)
     scheduler = AsyncIOScheduler(event_loop=loop)
     scheduler.add_job(
@@ -223,6 +273,7 @@ async def run_forever(parts: Parts) -> None:
     if metrics:
         metrics.stop()
     await asyncio.to_thread(parts.recorder.beat, stopping=True)
+    parts.instance_lock.release()
     log.info("stopped")
 
 

@@ -14,7 +14,13 @@ import random
 from sqlalchemy.engine import Engine
 
 from mailroom.daemon.runners import Backoff, Heartbeat, sleep_or_stop
-from mailroom.edges.imap import FetchedMessage, MailboxAuthError, MailboxError, MailboxUnavailable
+from mailroom.edges.imap import (
+    FetchedMessage,
+    MailboxAuthError,
+    MailboxError,
+    MailboxUnavailable,
+    MailboxUntrusted,
+)
 from mailroom.edges.leader import Leadership
 from mailroom.edges.mailbox import Mailbox
 from mailroom.service.inbound import Disposition, Inbox, cursor_for
@@ -33,10 +39,14 @@ STORE_GROUP = 25  # raw messages encrypted per gpg run during a catch-up
 
 
 class InboxWatcher:
-    def __init__(self, mailbox: Mailbox, inbox: Inbox, engine: Engine) -> None:
+    def __init__(
+        self, mailbox: Mailbox, inbox: Inbox, engine: Engine, *, backoff: Backoff | None = None
+    ) -> None:
         self.mailbox = mailbox
         self.inbox = inbox
         self.engine = engine
+        # Reconnect delays: 1 s doubling to 5 min by default; the fault tests pass a shorter one.
+        self.backoff = backoff if backoff is not None else Backoff(random.Random())
         o = mailbox.options
         self.folder = o.inbox_folder
         self.key = f"imap:{o.username}@{o.host}:{o.port}/{o.inbox_folder}"
@@ -132,8 +142,12 @@ class InboxWatcher:
 
     async def run(self, stop: asyncio.Event, heartbeat: Heartbeat) -> None:
         outage = OutageLog(f"IMAP {self.mailbox.options.where}", channel="imap")
+        # A certificate that stops verifying is only ever met on a reconnect, that is in an outage that
+        # began as a dropped connection; in `outage` it would be a DEBUG line behind that one WARNING, and
+        # a replaced (perhaps forged) certificate must not go unseen. So it is an outage of its own.
+        trust = OutageLog(f"IMAP {self.mailbox.options.where} certificate verification", channel="imap")
         storage = OutageLog("encrypted storage of inbound mail (gpg)", channel="gpg")
-        backoff = Backoff(random.Random())
+        backoff = self.backoff
         renew = self.mailbox.options.idle_renew_minutes * 60.0
         leader = Leadership(self.engine, f"imap-watcher:{self.key}")
         while not stop.is_set():
@@ -146,6 +160,7 @@ class InboxWatcher:
             try:
                 await asyncio.to_thread(self.catch_up)
                 outage.recovered()
+                trust.recovered()
                 storage.recovered()
                 backoff.reset()
                 heartbeat.beat("inbox")
@@ -156,6 +171,9 @@ class InboxWatcher:
                 # A wrong password is an operator matter, not a bug: one line, no traceback.
                 log.error("IMAP login refused (%s); check [imap] username and password_file", exc)  # noqa: TRY400
                 delay = AUTH_RETRY_SECONDS
+            except MailboxUntrusted as exc:
+                delay = backoff.next_delay()
+                trust.failed(exc, retry_in=delay)
             except (MailboxUnavailable, MailboxError, OSError) as exc:
                 delay = backoff.next_delay()
                 outage.failed(exc, retry_in=delay)

@@ -36,6 +36,11 @@ class MailboxUnavailable(MailboxError, ConnectionError):
     """The server cannot be reached or dropped us (network, timeout, TLS, BYE): try again with backoff."""
 
 
+class MailboxUntrusted(MailboxUnavailable):
+    """The server's certificate did not verify, so nothing (no LOGIN) was sent: retried with backoff, but
+    logged as an outage of its own, because it may be an attack and a person must hear of it."""
+
+
 class MailboxAuthError(MailboxError):
     """The server refused the login: permanent until the credentials or configuration change."""
 

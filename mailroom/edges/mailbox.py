@@ -7,6 +7,7 @@ another thread. Library and socket errors are translated at this edge:
 
     MailboxError                                   anything the server refused (NO/BAD), or a config problem
     ├── MailboxUnavailable(…, ConnectionError)     network, timeout, TLS, BYE: reconnect with backoff
+    │   └── MailboxUntrusted                       the certificate did not verify (nothing was sent)
     ├── MailboxAuthError                           login refused: permanent until the configuration changes
     └── UidValidityChanged                         the folder was recreated: resync by Message-ID
 
@@ -40,6 +41,7 @@ from mailroom.edges.imap import (
     MailboxAuthError,
     MailboxError,
     MailboxUnavailable,
+    MailboxUntrusted,
     Namespace,
     UidValidityChanged,
     as_text,
@@ -341,7 +343,7 @@ class Mailbox:
             raise MailboxAuthError(f"IMAP login as {user} at {where} refused: {error}") from error
         except ssl.SSLCertVerificationError as error:
             self._drop()
-            raise MailboxUnavailable(
+            raise MailboxUntrusted(
                 f"IMAP {where}: server certificate not trusted ({error.verify_message})"
             ) from error
         except (IMAPClientAbortError, ProtocolError, OSError) as error:
@@ -452,7 +454,9 @@ class Mailbox:
         changed = False
         for response in responses:
             if len(response) >= 2 and response[0] == b"BYE":
-                raise MailboxUnavailable(f"IMAP {self.options.where} said BYE: {as_text(response[1])}")
+                # imapclient splits the untagged line into words: keep them all, so the log says why.
+                reason = " ".join(as_text(part) for part in response[1:])
+                raise MailboxUnavailable(f"IMAP {self.options.where} said BYE: {reason}")
             changed = changed or (len(response) >= 2 and response[1] in _NEW_MAIL)
         return changed
 

@@ -53,11 +53,10 @@ class HeartbeatRecorder:
             session.execute(
                 sa.delete(DaemonInstance).where(col(DaemonInstance.heartbeat_at) < now - KEEP_STOPPED)
             )
-            again = session.get(DaemonInstance, self.me.instance_id)
-            if again is not None:
-                # The same process starting again (`run_once` pass after pass): one row, running again.
-                again.heartbeat_at, again.stopped_at = now, None
-                session.add(again)
+            known = session.get(DaemonInstance, self.me.instance_id)
+            if known is not None:  # the same parts run again (`run_once` in a loop): alive again
+                known.heartbeat_at, known.stopped_at = now, None
+                session.add(known)
                 return
             session.add(
                 DaemonInstance(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailroom.core.config import Settings
-from mailroom.core.errors import InputError, MailroomError
+from mailroom.core.errors import DocumentUnwritable, InputError, MailroomError, StoreError
 from mailroom.service.mailroom import Mailroom
 from mailroom.store.documents import ensure_private_dir, write_private
 from parsers.errors import PdfError
@@ -85,6 +85,11 @@ class Intake:
                 supersedes=routing.supersedes,
                 intake_ref=intake_ref,
             )
+        except (DocumentUnwritable, StoreError):
+            # A full documents folder or a database that cannot be written is the machine's fault, not the
+            # file's: it stays claimed and the next scan takes it again (the runner logs the outage once),
+            # instead of going to failed/ where only a person would send it on.
+            raise
         except (MailroomError, OSError) as exc:
             self._fail(claimed, str(exc))
             return False

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 
 from mailroom.core.config import PreflightSettings, Settings
 from mailroom.core.deadlines import ClockState
-from mailroom.core.errors import ConfigError, Conflict, InputError, NotFound
+from mailroom.core.errors import ConfigError, Conflict, DocumentUnwritable, InputError, NotFound
 from mailroom.core.mi import ReviewFacts, SubmissionFacts, summarise, summarise_reviews
 from mailroom.core.states import SUBMISSION_MOVES, SubmissionState
 from mailroom.service.cases import CaseDesk, NewCase, iso_or_none
@@ -25,7 +25,7 @@ from mailroom.service.clocks import close_clocks
 from mailroom.service.notices import new_message_id
 from mailroom.service.records import refuse_if_erased
 from mailroom.store import audit, queries
-from mailroom.store.documents import DocumentStore
+from mailroom.store.documents import DocumentStore, StoredFile
 from mailroom.store.engine import transaction
 from mailroom.store.listings import Page, escalations_listing, page_by_id, submissions_listing
 from mailroom.store.models import Case, Clock, Document, Escalation, InboundMessage, Notice, Submission
@@ -122,7 +122,7 @@ class Mailroom(CaseDesk):
         with transaction(self.engine) as session:
             case = queries.require_case(session, case_ref)
             assert case.id is not None
-            stored = self.documents.put(data, kind="reports")
+            stored = self._store_report(data)
             document = Document(
                 case_id=case.id,
                 sha256=stored.sha256,
@@ -180,6 +180,17 @@ class Mailroom(CaseDesk):
                     detail={"blocking": failed},
                 )
             return submission
+
+    def _store_report(self, data: bytes) -> StoredFile:
+        """The encrypted file, or DocumentUnwritable: a full or read-only documents folder is a fault of
+        the machine, said in one line (the transaction around this rolls back; no partial file is left)."""
+        try:
+            return self.documents.put(data, kind="reports")
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise DocumentUnwritable(
+                f"cannot store the report in the documents folder {self.documents.root}: {reason}"
+            ) from None
 
     def preflight(self, pdf: Path, *, case_ref: str | None, report_type: str) -> PreflightReport:
         """`mailroom preflight`: the checks `submit` runs, with no change to anything."""

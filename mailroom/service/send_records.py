@@ -5,6 +5,7 @@ with one team alert, or partly delivered. A part of Outbox, which supplies the s
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -15,6 +16,7 @@ from mailroom.core.claims import Claim
 from mailroom.core.config import Settings
 from mailroom.core.retry import RetryPolicy
 from mailroom.core.states import SENT_UNCONFIRMED, SubmissionState
+from mailroom.service.claim_owners import gone_owners
 from mailroom.service.clocks import ClockKeeper
 from mailroom.service.notices import alert_team
 from mailroom.store import audit, queries
@@ -35,12 +37,18 @@ log = logging.getLogger("mailroom.service.sending")
 ACTOR = "daemon:outbox"
 
 
+class StorageUnavailable(TransientSendError):
+    """A report's stored document could not be decrypted (the secret key gone, gpg broken): a fault of
+    this machine, not of the report or the relay. Logged once as an outage; each report waits its backoff."""
+
+
 class SendRecords:
     settings: Settings
     engine: Any
     now: Callable[[], datetime]
     clocks: ClockKeeper
     retry: RetryPolicy
+    owner: str  # this daemon's instance id on its claims
 
     def record_sent(self, sent: list[tuple[Claim, SendReceipt]]) -> None:
         """Record a group of sends (see GroupCommits) in one commit, and start their clocks."""
@@ -208,7 +216,7 @@ class SendRecords:
                 outcome = shown = "failed"
         # No session (refused or unavailable) is logged once for the whole outage (OutageLog); each row
         # deferred by it only at DEBUG, or a relay outage would log a WARNING per report per pass.
-        session_wide = isinstance(error, SessionRefused | RelayUnavailable)
+        session_wide = isinstance(error, SessionRefused | RelayUnavailable | StorageUnavailable)
         level = logging.DEBUG if session_wide and outcome == "deferred" else logging.WARNING
         log.log(level, "%s %d %s: %s", claim.table, claim.id, shown, error)
         return outcome
@@ -224,6 +232,40 @@ class SendRecords:
             log.warning("%s %d changed hands while it was being sent; not recording", claim.table, claim.id)
             return None
         return row
+
+    def recover_orphans(self) -> int:
+        """Claims whose owner is gone (killed, crashed, an earlier boot) go back now, not after the lease."""
+        now = self.now()
+        recovered: Counter[str] = Counter()
+        with transaction(self.engine) as session:
+            subs = session.exec(
+                select(Submission).where(
+                    Submission.state == SubmissionState.SENDING, col(Submission.claimed_by).is_not(None)
+                )
+            ).all()
+            notices = session.exec(
+                select(Notice).where(Notice.state == "sending", col(Notice.claimed_by).is_not(None))
+            ).all()
+            rows: list[Submission | Notice] = [*subs, *notices]
+            gone = gone_owners(session, {row.claimed_by or "" for row in rows}, me=self.owner)
+            for row in rows:
+                owner = gone.get(row.claimed_by or "")
+                if owner is None:
+                    continue
+                row.lease_until, row.next_attempt_at, row.claimed_by = None, now, None
+                who = f"pid {owner.pid} on {owner.host}"
+                detail = {
+                    "note": "resent after a crash (owner gone)",
+                    "message_id": row.message_id,
+                    "owner": who,
+                }
+                self._move(session, row, "queued", now=now, action="owner-gone", detail=detail)
+                recovered[who] += 1
+        for who, count in recovered.items():
+            log.warning(
+                "%d message(s) claimed by a daemon that is gone (%s) went back to the queue", count, who
+            )
+        return recovered.total()
 
     def _move(self, session: Session, row: Submission | Notice, target: str, **kw: Any) -> None:
         if isinstance(row, Notice):

@@ -29,7 +29,7 @@ from mailroom.core.retry import RetryPolicy
 from mailroom.core.states import SENDABLE, SubmissionState
 from mailroom.service.clocks import ClockKeeper
 from mailroom.service.outage import OutageLog
-from mailroom.service.send_records import ACTOR, SendRecords, load_rows, move_notice
+from mailroom.service.send_records import ACTOR, SendRecords, StorageUnavailable, load_rows, move_notice
 from mailroom.service.send_tally import count_send
 from mailroom.store import queries
 from mailroom.store.documents import DocumentStore
@@ -41,7 +41,6 @@ from outbox.errors import (
     RelayUnavailable,
     SendError,
     SessionRefused,
-    TransientSendError,
 )
 from outbox.transport import Envelope
 from outbox.types import NoticeRequest, ReportRequest, SendReceipt
@@ -123,8 +122,13 @@ class Outbox(SendRecords):
         transport: Transport,
         now: Now,
         clocks: ClockKeeper,
+        *,
+        owner: str = "",
     ) -> None:
         self.settings = settings
+        # This daemon's instance id, recorded on every claim (daemon_instances.id); "" in tools and tests
+        # that claim without a daemon around them.
+        self.owner = owner
         self.engine = engine
         self.documents = documents
         self.transport = transport
@@ -140,6 +144,8 @@ class Outbox(SendRecords):
         self._relay_outage = OutageLog(
             f"SMTP relay {settings.smtp.host}:{settings.smtp.port}", channel="smtp"
         )
+        # One line for a decryption outage (a missing secret key meets every report in the queue).
+        self._storage_outage = OutageLog("decryption of stored reports (gpg)", channel="gpg")
         self._refused: SessionRefused | RelayUnavailable | None = None
         self._stopping = False
 
@@ -214,8 +220,11 @@ class Outbox(SendRecords):
         commits: GroupCommits,
     ) -> str:
         if isinstance(built, DocumentUnreadable):
-            failure = TransientSendError(f"cannot decrypt: {built}")
+            failure = StorageUnavailable(f"cannot decrypt: {built}")
+            self._storage_outage.failed(failure)
             return await asyncio.to_thread(self.record_failure, claim, failure)
+        if claim.table == "submission" and not isinstance(built, SendError):
+            self._storage_outage.recovered()  # its document decrypted
         if isinstance(built, SendError):
             return await asyncio.to_thread(self.record_failure, claim, built)
         try:
@@ -247,7 +256,9 @@ class Outbox(SendRecords):
     # -- claiming ----------------------------------------------------------------------------------------
 
     def recover_leases(self) -> int:
-        """Rows whose worker died mid-send go back to the queue with their Message-ID."""
+        """Rows whose worker died mid-send go back to the queue with their Message-ID: at once when their
+        owner is gone (claim_owners), else when their lease runs out."""
+        orphans = self.recover_orphans()
         now = self.now()
         recovered = 0
         with transaction(self.engine) as session:
@@ -277,7 +288,7 @@ class Outbox(SendRecords):
                 recovered += 1
         if recovered:
             log.warning("%d message(s) were resent after an unconfirmed attempt", recovered)
-        return recovered
+        return orphans + recovered
 
     def claim(self, limit: int) -> list[Claim]:
         now = self.now()
@@ -314,6 +325,7 @@ class Outbox(SendRecords):
                 assert notice.id is not None
                 notice.attempts += 1
                 notice.lease_until = lease_until
+                notice.claimed_by = self.owner or None
                 move_notice(session, notice, "sending", now=now, action="claimed")
                 claims.append(Claim("notice", notice.id, notice.message_id, notice.attempts, lease_until))
         return claims
@@ -329,6 +341,7 @@ class Outbox(SendRecords):
             return None
         sub.attempts += 1
         sub.lease_until = lease_until
+        sub.claimed_by = self.owner or None
         queries.move_submission(
             session,
             sub,

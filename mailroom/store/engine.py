@@ -7,6 +7,7 @@ same code, chosen by the URL.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,12 +18,12 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from mailroom.core.errors import StoreError
+from mailroom.core.errors import DatabaseUnavailable, StoreError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # The newest migration. The daemon checks the schema against it without importing Alembic (~11 MB);
 # tests/unit/test_store.py keeps it equal to the migrations folder's head.
-SCHEMA_HEAD = "0004"
+SCHEMA_HEAD = "0005"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -52,6 +53,16 @@ def _sqlite_engine(url: str) -> Engine:
         # Deleted values are overwritten, not left in free pages: erasure requests must really erase.
         cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: sa.engine.ExceptionContext) -> None:
+        # SQLite says "unable to open database file" or "attempt to write a readonly database" and no
+        # more; the note names the cause (read-only file system, file mode) for the CLI's one line.
+        wrapped = context.sqlalchemy_exception
+        if isinstance(wrapped, sa.exc.OperationalError) and not getattr(wrapped, "__notes__", None):
+            hint = sqlite_write_problem(engine)
+            if hint:
+                wrapped.add_note(hint)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
@@ -96,7 +107,7 @@ def current_revision(engine: Engine) -> str | None:
                 return None
             return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
     except sa.exc.OperationalError as exc:
-        raise StoreError(f"cannot open the database: {_short(exc)}") from None
+        raise DatabaseUnavailable(describe_failure(engine, exc)) from None
 
 
 def head_revision() -> str:
@@ -116,5 +127,42 @@ def require_current_schema(engine: Engine) -> None:
         raise StoreError(f"the database is {state}; run `mailroom db upgrade` first")
 
 
-def _short(exc: Exception) -> str:
-    return str(exc).splitlines()[0][:200]
+def probe_write(engine: Engine) -> None:
+    """A write that changes nothing: DatabaseUnavailable if the database opens but refuses writes."""
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text("DELETE FROM alembic_version WHERE 1 = 0"))
+    except sa.exc.OperationalError as exc:
+        raise DatabaseUnavailable(describe_failure(engine, exc)) from None
+
+
+def describe_failure(engine: Engine, exc: Exception) -> str:
+    """One line for an error the database gave: its own words, and for SQLite the likely cause, since
+    SQLite says only "unable to open database file" when its folder is on a read-only file system."""
+    return database_failure(exc, sqlite_write_problem(engine))
+
+
+def database_failure(exc: Exception, hint: str | None = None) -> str:
+    """`cannot use the database: <the driver's first line> (<the cause, if known>)`."""
+    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
+    hint = hint or next(iter(getattr(exc, "__notes__", ())), None)
+    return f"cannot use the database: {reason}" + (f" ({hint})" if hint else "")
+
+
+def sqlite_write_problem(engine: Engine) -> str | None:
+    """Why this process cannot write the SQLite database, if the file system or file modes say so."""
+    if engine.dialect.name != "sqlite" or not engine.url.database or engine.url.database == ":memory:":
+        return None
+    path = Path(engine.url.database)
+    folder = path.parent
+    try:
+        if os.statvfs(folder).f_flag & os.ST_RDONLY:
+            return f"{folder} is on a read-only file system"
+    except OSError as exc:
+        return f"{folder}: {exc.strerror}"
+    # Root passes os.access whatever the modes say; for anyone else this is the file mode's answer.
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"the database file {path} is read-only for this user"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"the database folder {folder} is read-only for this user"
+    return None

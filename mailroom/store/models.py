@@ -95,6 +95,8 @@ class Submission(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime | None = _when(index=True)
     lease_until: datetime | None = _when()
+    # The daemon instance (daemon_instances.id) holding the lease: a dead owner's claim goes back at once.
+    claimed_by: str | None = Field(default=None, max_length=64)
     last_smtp_code: int | None = None
     last_smtp_text: str | None = Field(default=None, max_length=1024)
     sent_reply: str | None = Field(default=None, max_length=1024)  # the server's reply to DATA: evidence
@@ -139,6 +141,8 @@ class Notice(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime | None = _when(index=True)
     lease_until: datetime | None = _when()
+    # The daemon instance (daemon_instances.id) holding the lease: a dead owner's claim goes back at once.
+    claimed_by: str | None = Field(default=None, max_length=64)
     last_smtp_code: int | None = None
     last_smtp_text: str | None = Field(default=None, max_length=1024)
     sent_reply: str | None = Field(default=None, max_length=1024)

@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import Env, base_sections, write_config
 from tests.support.dovecot import ALICE, Dovecot, ServerUnavailable
 from tests.support.gpg import GpgHome, GpgKey
+from tests.support.imapfaults import MATRIX, matrix_table
 from tests.support.postgres import Postgres
 from tests.support.smtpd import SmtpServer
 
@@ -103,3 +104,11 @@ def make_daemon_env(
         return env
 
     return factory
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The IMAP fault matrix (test_imap_faults.py), as measured by the rows that ran."""
+    if MATRIX:
+        terminalreporter.section("IMAP fault matrix")
+        for line in matrix_table(sorted(MATRIX, key=lambda row: row.fault)):
+            terminalreporter.write_line(line)

@@ -158,6 +158,41 @@ async def test_cut_after_down_forwards_exactly_n_bytes_on_open_and_new_connectio
     await eventually(lambda: proxy.open_connections == 0)
 
 
+async def test_cut_after_on_open_connections_only_spares_the_reconnect(
+    proxy: FaultProxy, echo: EchoServer
+) -> None:
+    async with dial(proxy.port) as (reader, writer):
+        assert await roundtrip(reader, writer, b"warm") == b"warm"
+        proxy.cut_after(2, "down", new_connections=False)
+        writer.write(b"abcdef")
+        assert await until_eof(reader) == b"ab"
+    await asyncio.to_thread(proxy.wait_for_cuts, 1)
+    async with dial(proxy.port) as (reader, writer):  # the client's reconnect: no fault left for it
+        assert await roundtrip(reader, writer, b"abcdef") == b"abcdef"
+    assert proxy.cuts == 1
+
+
+async def test_stall_after_forwards_n_bytes_then_holds_the_rest_until_released(
+    proxy: FaultProxy, echo: EchoServer
+) -> None:
+    async with dial(proxy.port) as (reader, writer):
+        assert await roundtrip(reader, writer, b"warm") == b"warm"  # the proxy has the connection now
+        proxy.stall_after(4, "down")
+        writer.write(b"0123456789")
+        assert await asyncio.wait_for(reader.readexactly(4), 2) == b"0123"
+        await asyncio.to_thread(proxy.wait_for_stall)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(reader.read(10), 0.2)
+        async with dial(proxy.port) as (other, other_writer):  # new connections are held as well
+            other_writer.write(b"x")
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(other.read(1), 0.2)
+            proxy.stall(False)
+            assert await asyncio.wait_for(other.readexactly(1), 2) == b"x"
+        assert await asyncio.wait_for(reader.readexactly(6), 2) == b"456789"  # nothing was dropped
+    assert not proxy.stalled and proxy.cuts == 0
+
+
 async def test_cut_after_up_stops_the_server_mid_stream(proxy: FaultProxy, echo: EchoServer) -> None:
     proxy.cut_after(3, "up")
     async with dial(proxy.port) as (reader, writer):

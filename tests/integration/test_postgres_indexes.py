@@ -1,5 +1,5 @@
-"""Migration 0004 on PostgreSQL: each index serves its query (EXPLAIN, as tests/unit/store/test_indexes.py
-does on SQLite), and a database made with schema 0003, rows in it, upgrades without losing any."""
+"""Migration 0005 on PostgreSQL: each index serves its query (EXPLAIN, as tests/unit/store/test_indexes.py
+does on SQLite), and a database made with the schema before it (0004), rows in it, upgrades losing none."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 
 from mailroom.store.engine import make_engine, upgrade
 from tests.support.postgres import Postgres
-from tests.unit.store.test_indexes import PLANS, check_upgrade_from_0003, explaining, plan_of
+from tests.unit.store.test_indexes import PLANS, check_upgrade_from_the_previous_schema, explaining, plan_of
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +32,10 @@ def test_each_index_serves_its_query_on_postgres(
     assert index in plan, plan
 
 
-def test_a_postgres_database_made_with_schema_0003_upgrades_with_its_rows(postgres: Postgres) -> None:
-    engine = make_engine(postgres.create_database("from_0003"))
+def test_a_postgres_database_made_with_the_previous_schema_upgrades_with_its_rows(postgres: Postgres) -> None:
+    engine = make_engine(postgres.create_database("from_0004"))
     try:
-        check_upgrade_from_0003(engine)
+        check_upgrade_from_the_previous_schema(engine)
     finally:
         engine.dispose()
-        postgres.drop_database("from_0003")
+        postgres.drop_database("from_0004")

@@ -7,6 +7,8 @@ demand, at a byte-exact point:
         smtp = smtplib.SMTP("127.0.0.1", proxy.port)
         proxy.stall()                   # nothing moves in either direction until stall(False)
         proxy.cut_after(100, "down")    # 100 more server->client bytes, then both sides closed
+        proxy.cut_after(100, "down", new_connections=False)  # the same, on the open connections only
+        proxy.stall_after(100, "down")  # 100 more server->client bytes, then stall() (a server that hangs)
         proxy.cut_when(b"\\r\\n.\\r\\n")    # the message reaches the server, its reply never comes back
         proxy.cut_all()                 # every open connection closed now
         proxy.refuse()                  # accept, then close at once with no bytes: the client reads EOF
@@ -43,6 +45,7 @@ class _Flow:
     budget: int | None = None
     pattern: bytes | None = None
     forward: bool = True
+    hold: bool = False  # the budget ends in a stall (stall_after), not a cut
     tail: bytes = b""  # the end of what already passed, so a pattern split across two reads still matches
 
     def clip(self, chunk: bytes) -> tuple[bytes, Cut]:
@@ -120,6 +123,7 @@ class FaultProxy:
         self.connections = 0  # accepted so far, refused ones included
         self.bytes_up = 0  # forwarded client -> server
         self.bytes_down = 0  # forwarded server -> client
+        self.cuts = 0  # connections closed by cut_after / cut_when / cut_all
         self._links: set[_Link] = set()
         self._changed = threading.Condition()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -190,18 +194,32 @@ class FaultProxy:
         """Hold every byte (and EOF) in both directions, connections open, until stall(False)."""
         self._apply(self._flowing.clear if on else self._flowing.set)
 
-    def cut_after(self, n_bytes: int, direction: Direction = "down") -> None:
-        """On every open and new connection: forward `n_bytes` more in `direction`, then close both sides.
+    def cut_after(self, n_bytes: int, direction: Direction = "down", *, new_connections: bool = True) -> None:
+        """On every open (and, unless `new_connections` is False, new) connection: forward `n_bytes` more
+        in `direction`, then close both sides.
 
         Each connection counts its own budget, across reads; 0 cuts at the next byte in that direction.
+        With new_connections=False a client's reconnect is left alone, with no race against reset().
         """
+        self._budget(n_bytes, direction, hold=False, new_connections=new_connections)
+
+    def stall_after(self, n_bytes: int, direction: Direction = "down") -> None:
+        """On every open connection: forward `n_bytes` more in `direction`, then stall() everything.
+
+        A server that stops answering in the middle of a reply: the rest of the reply, and every byte of
+        every connection (new ones too), waits until stall(False) or reset(). See `stalled`.
+        """
+        self._budget(n_bytes, direction, hold=True, new_connections=False)
+
+    def _budget(self, n_bytes: int, direction: Direction, *, hold: bool, new_connections: bool) -> None:
         if n_bytes < 0:
             raise ValueError("n_bytes must be >= 0")
         side = _direction(direction)
 
         def apply() -> None:
-            for flow in self._flows(side):
-                flow.budget = n_bytes
+            flows = self._flows(side) if new_connections else [link.flows[side] for link in self._links]
+            for flow in flows:
+                flow.budget, flow.hold = n_bytes, hold
 
         self._apply(apply)
 
@@ -232,6 +250,7 @@ class FaultProxy:
 
         def apply() -> None:
             for link in list(self._links):
+                self.cuts += 1
                 self._drop(link)
 
         self._apply(apply)
@@ -243,7 +262,7 @@ class FaultProxy:
             self._refusing = False
             self._flowing.set()
             for flow in [*self._flows("up"), *self._flows("down")]:
-                flow.budget, flow.pattern, flow.tail = None, None, b""
+                flow.budget, flow.pattern, flow.tail, flow.hold = None, None, b"", False
             await self._go_dark(False)
 
         self._call(run())
@@ -253,6 +272,19 @@ class FaultProxy:
     @property
     def open_connections(self) -> int:
         return len(self._links)
+
+    @property
+    def stalled(self) -> bool:
+        """True while stall() (or a stall_after that fired) holds the bytes."""
+        return not self._flowing.is_set()
+
+    def wait_for_stall(self, timeout: float = 5.0) -> None:
+        """Block until a stall_after budget ran out (or stall() was called)."""
+        self._wait(lambda: self.stalled, timeout, "stall")
+
+    def wait_for_cuts(self, n: int, timeout: float = 5.0) -> None:
+        """Block until `n` connections were cut (cut_after, cut_when or cut_all) since the proxy started."""
+        self._wait(lambda: self.cuts >= n, timeout, f"{n} cuts")
 
     def wait_for_connections(self, n: int, timeout: float = 5.0) -> None:
         """Block until `n` connections were accepted (from an async test: `await asyncio.to_thread(...)`)."""
@@ -356,22 +388,38 @@ class FaultProxy:
                         writer.write_eof()
                     return
                 data, cut = flow.clip(chunk)
-                if data:
-                    # Count first: a client in another thread may act on the bytes before this line ends.
-                    if side == "up":
-                        self.bytes_up += len(data)
-                    else:
-                        self.bytes_down += len(data)
-                    writer.write(data)
-                    await writer.drain()
+                if cut == "after" and flow.hold:
+                    # stall_after: what is over the budget is held back, not dropped, until the stall ends.
+                    flow.budget, flow.hold, cut = None, False, None
+                    await self._forward(side, data, writer)
+                    self._flowing.clear()
+                    self._notify()
+                    await self._flowing.wait()
+                    data = chunk[len(data) :]
+                await self._forward(side, data, writer)
                 if cut == "when" and flow.forward:
+                    self.cuts += 1
+                    self._notify()
                     self._hush(link, side)
                     return
                 if cut is not None:
+                    self.cuts += 1
+                    self._notify()
                     break
         except OSError:
             pass
         self._drop(link)
+
+    async def _forward(self, side: Direction, data: bytes, writer: asyncio.StreamWriter) -> None:
+        if not data:
+            return
+        # Count first: a client in another thread may act on the bytes before this line ends.
+        if side == "up":
+            self.bytes_up += len(data)
+        else:
+            self.bytes_down += len(data)
+        writer.write(data)
+        await writer.drain()
 
     def _hush(self, link: _Link, side: Direction) -> None:
         """cut_when with forward=True: close the sender now, the receiver once it answers or after grace."""

@@ -18,13 +18,14 @@ import pytest
 from sqlmodel import Session
 
 from mailroom.core.deadlines import ClockState
-from mailroom.core.states import InboundState, SubmissionState
+from mailroom.core.states import InboundState
 from mailroom.edges.process import this_process
 from mailroom.service.heartbeat import HeartbeatRecorder
 from mailroom.service.outage import OutageBoard, OutageLog
 from mailroom.store.engine import SCHEMA_HEAD, make_engine
-from mailroom.store.models import Case, Clock, Document, InboundMessage, Submission
+from mailroom.store.models import Clock, InboundMessage
 from tests.conftest import Env
+from tests.support import rows
 
 NOW = datetime.now(UTC)
 
@@ -66,32 +67,14 @@ def status(env: Env) -> tuple[int, dict[str, Any], str]:
 
 def add_report(env: Env, *, clock_state: str | None = None, due_in: timedelta = timedelta(days=2)) -> int:
     with Session(engine_of(env)) as session:
-        case = Case(case_ref="MH-100001", created_at=NOW)
-        session.add(case)
-        session.flush()
-        assert case.id is not None
-        document = Document(case_id=case.id, sha256="0" * 64, size=1, created_at=NOW)
-        session.add(document)
-        session.flush()
-        assert document.id is not None
-        sub = Submission(
-            case_id=case.id,
-            document_id=document.id,
-            report_type="support-plan",
-            state=SubmissionState.SENT,
-            message_id="<S-000001.test@provider.example>",
-            created_at=NOW,
-            sent_at=NOW,
-        )
-        session.add(sub)
-        session.flush()
+        sub = rows.add_report(session, at=NOW, message_id="<S-000001.test@provider.example>")
         assert sub.id is not None
         if clock_state:
             session.add(
                 Clock(
                     kind="correction",
                     state=clock_state,
-                    case_id=case.id,
+                    case_id=sub.case_id,
                     submission_id=sub.id,
                     started_at=NOW,
                     due_at=NOW + due_in,
@@ -100,7 +83,7 @@ def add_report(env: Env, *, clock_state: str | None = None, due_in: timedelta = 
                 )
             )
         session.commit()
-        return case.id
+        return sub.case_id
 
 
 @pytest.fixture

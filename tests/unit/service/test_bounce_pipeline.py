@@ -23,8 +23,9 @@ from mailroom.daemon.wiring import make_mailroom
 from mailroom.edges.configfile import load_settings
 from mailroom.service.clocks import ClockKeeper
 from mailroom.service.inbound import Inbox
-from mailroom.store.models import Case, Clock, Document, InboundMessage, Notice, Submission
+from mailroom.store.models import Clock, InboundMessage, Notice, Submission
 from tests.conftest import base_sections, write_config
+from tests.support import rows
 
 CORPUS = Path(__file__).resolve().parents[2] / "samples" / "bounces"
 LINKED_BY_CONTENT = (
@@ -59,22 +60,8 @@ def _populate(session: Session, samples: list[tuple[Path, dict[str, Any]]]) -> N
         sent = (
             datetime.fromisoformat(meta["sent_at"]) if meta["sent_at"] else datetime(2026, 11, 2, tzinfo=UTC)
         )
-        session.add(Case(id=number, case_ref=f"MH-1{number:05d}", created_at=sent))
-        session.add(Document(id=number, case_id=number, sha256="0" * 64, size=1, created_at=sent))
-        session.add(
-            Submission(
-                id=number,
-                case_id=number,
-                document_id=number,
-                report_type="support-plan",
-                state=SubmissionState.SENT,
-                message_id=meta["original_message_id"]
-                or f"<{meta['submission_token']}.unknown@provider.example>",
-                created_at=sent,
-                queued_at=sent,
-                sent_at=sent,
-            )
-        )
+        message_id = meta["original_message_id"] or f"<{meta['submission_token']}.unknown@provider.example>"
+        rows.add_report(session, case_ref=f"MH-1{number:05d}", number=number, at=sent, message_id=message_id)
 
 
 def _ingest(root: Path, samples: list[tuple[Path, dict[str, Any]]]) -> list[Outcome]:

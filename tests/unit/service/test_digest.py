@@ -15,8 +15,9 @@ from mailroom.edges.configfile import load_settings
 from mailroom.service.clocks import ClockKeeper
 from mailroom.service.digest import digest_day, send_digest_if_due
 from mailroom.store.engine import make_engine
-from mailroom.store.models import Case, Clock, Digest, Document, InboundMessage, Notice, Submission
+from mailroom.store.models import Clock, Digest, InboundMessage, Notice
 from tests.conftest import Env
+from tests.support import rows
 
 START = datetime(2026, 12, 18, 0, 0, tzinfo=UTC)  # Friday; Europe/London is UTC in winter
 
@@ -31,30 +32,15 @@ def digest_env(make_env: Callable[..., Env]) -> Env:
 def seed(env: Env) -> None:
     """A running correction clock due soon, a failed report, and a message waiting for review."""
     with Session(make_engine(f"sqlite:///{env.db_path}")) as session:
-        for number, ref in ((1, "MH-100001"), (2, "MH-100002")):
-            session.add(Case(id=number, case_ref=ref, created_at=START - timedelta(days=3)))
-            session.add(Document(id=number, case_id=number, sha256="0" * 64, size=1, created_at=START))
-        session.flush()  # no relationships are mapped, so parents go in first by hand
-        session.add(
-            Submission(
-                id=1,
-                case_id=1,
-                document_id=1,
-                report_type="support-plan",
-                state=SubmissionState.REJECTED,
-                created_at=START,
-            )
-        )
-        session.add(
-            Submission(
-                id=2,
-                case_id=2,
-                document_id=2,
-                report_type="exit-report",
-                state=SubmissionState.FAILED,
-                created_at=START,
-                failed_at=START + timedelta(days=3, hours=10),
-            )
+        rows.add_report(session, case_ref="MH-100001", number=1, state=SubmissionState.REJECTED, at=START)
+        rows.add_report(
+            session,
+            case_ref="MH-100002",
+            number=2,
+            state=SubmissionState.FAILED,
+            at=START,
+            report_type="exit-report",
+            failed_at=START + timedelta(days=3, hours=10),
         )
         session.flush()
         session.add(

@@ -1,6 +1,6 @@
-"""Migration 0004: each index is used by the query it was made for (EXPLAIN), and a database made with
-schema 0003, rows in it, upgrades without losing any. tests/integration/test_postgres_indexes.py runs the
-same plans on PostgreSQL."""
+"""Migration 0005: each index is used by the query it was made for (EXPLAIN), and a database made with
+the schema before it (0004), rows in it, upgrades without losing any.
+tests/integration/test_postgres_indexes.py runs the same plans on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from sqlmodel import col, func, select
 
 from mailroom.core.states import WAITING
 from mailroom.store import listings
-from mailroom.store.engine import _alembic_config, make_engine, transaction, upgrade
+from mailroom.store.engine import SCHEMA_HEAD, _alembic_config, make_engine, transaction, upgrade
 from mailroom.store.models import AuditEvent, Case, Document, Escalation, InboundMessage, Notice, Submission
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -147,16 +147,16 @@ def test_each_index_serves_its_query_on_sqlite(engine: Engine, index: str, query
     assert index in plan, plan
 
 
-def test_every_index_of_migration_0004_has_a_plan_checked() -> None:
+def test_every_index_of_migration_0005_has_a_plan_checked() -> None:
     names = {name for name, _ in PLANS}
-    assert names == set(_migration_0004().INDEXES_BY_NAME)
+    assert names == set(_migration_0005().INDEXES_BY_NAME)
 
 
-def _migration_0004() -> Any:
+def _migration_0005() -> Any:
     import importlib.util
 
-    path = Path(__file__).parents[3] / "mailroom/store/migrations/versions/0004_scale_indexes.py"
-    spec = importlib.util.spec_from_file_location("migration_0004", path)
+    path = Path(__file__).parents[3] / "mailroom/store/migrations/versions/0005_scale_indexes.py"
+    spec = importlib.util.spec_from_file_location("migration_0005", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -164,8 +164,8 @@ def _migration_0004() -> Any:
     return module
 
 
-def fill_at_0003(engine: Engine) -> None:
-    """A few rows of every kind the listings read, written while the schema is at 0003."""
+def fill_at_the_previous_schema(engine: Engine) -> None:
+    """A few rows of every kind the listings read, written while the schema is at 0004."""
     with transaction(engine) as session:
         case = Case(case_ref="MH-100001", created_at=T0)
         session.add(case)
@@ -201,15 +201,15 @@ def fill_at_0003(engine: Engine) -> None:
         )
 
 
-def check_upgrade_from_0003(engine: Engine) -> None:
-    """Make the schema 0003, put rows in, upgrade to the head: rows kept, indexes there and used."""
-    command.upgrade(_alembic_config(engine), "0003")
-    fill_at_0003(engine)
+def check_upgrade_from_the_previous_schema(engine: Engine) -> None:
+    """Make the schema the one before (0004), put rows in, upgrade to the head: rows kept, indexes used."""
+    command.upgrade(_alembic_config(engine), "0004")
+    fill_at_the_previous_schema(engine)
     before, after = upgrade(engine)
-    assert (before, after) == ("0003", "0004")
+    assert (before, after) == ("0004", SCHEMA_HEAD)
     inspector = sa.inspect(engine)
     found = {ix["name"] for table in inspector.get_table_names() for ix in inspector.get_indexes(table)}
-    assert set(_migration_0004().INDEXES_BY_NAME) <= found
+    assert set(_migration_0005().INDEXES_BY_NAME) <= found
     with transaction(engine) as session:
         page = listings.page_by_id(
             session, listings.submissions_listing("deferred"), col(Submission.id), after=None, limit=2
@@ -219,17 +219,17 @@ def check_upgrade_from_0003(engine: Engine) -> None:
             session, listings.inbound_listing(sorted(WAITING)), col(InboundMessage.id), after=None, limit=50
         )
         assert len(waiting.rows) == 1 and waiting.more == 0
-    command.downgrade(_alembic_config(engine), "0003")  # and back, for an operator who must roll back
-    assert not set(_migration_0004().INDEXES_BY_NAME) & {
+    command.downgrade(_alembic_config(engine), "0004")  # and back, for an operator who must roll back
+    assert not set(_migration_0005().INDEXES_BY_NAME) & {
         ix["name"]
         for table in sa.inspect(engine).get_table_names()
         for ix in sa.inspect(engine).get_indexes(table)
     }
 
 
-def test_a_database_made_with_schema_0003_upgrades_with_its_rows(tmp_path: Path) -> None:
+def test_a_database_made_with_the_previous_schema_upgrades_with_its_rows(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path}/old.db")
     try:
-        check_upgrade_from_0003(engine)
+        check_upgrade_from_the_previous_schema(engine)
     finally:
         engine.dispose()

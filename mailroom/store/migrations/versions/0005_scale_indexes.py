@@ -1,7 +1,7 @@
 """indexes for years of history: keyset pages of the listings, the outbox's claim, the sweep, MI, timelines
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-08 10:00:00
 
 Each index serves the query named beside it in mailroom/store/models.py; tests/unit/store/test_indexes.py
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
