@@ -5,7 +5,7 @@ Exit 0 when healthy and 1 when something needs a person, so a Nagios or Icinga c
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib.metadata import version as package_version
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -73,7 +73,10 @@ def render(report: StatusReport, tz: ZoneInfo) -> list[str]:
     def when(value: datetime | None) -> str:
         if value is None:
             return "never"
-        return f"{value.astimezone(tz):%Y-%m-%d %H:%M} ({age(report.now, value)} ago)"
+        stamp = f"{value.astimezone(tz):%Y-%m-%d %H:%M}"
+        if value > report.now + timedelta(minutes=1):
+            return f"{stamp} (later than now: written under `run --at` time travel)"
+        return f"{stamp} ({age(report.now, value)} ago)"
 
     running = [d for d in report.daemons if d.running]
     shown = running or report.daemons[:1]
