@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Final
 
@@ -218,6 +218,30 @@ def ladder(
         day = calendar.shift_working_days(due_at, (number - 1) * policy.repeat_every_days)
         steps.append(LadderStep(escalation_level(number), ActionKind.ESCALATION, calendar.end_of_day(day)))
     return tuple(steps)
+
+
+def ladder_levels(kind: ClockKind, policy: ClockPolicy) -> tuple[str, ...]:
+    """Every level name a clock of `kind` can ever have (a reminder before the start is left out of its
+    ladder, but named here): once all of them are recorded, nothing can fire for the clock again."""
+    reminders = tuple(reminder_level(offset) for offset in policy.reminders(kind))
+    if kind == ClockKind.DECISION:
+        return (*reminders, LEVEL_BREACH)
+    return (*reminders, *(escalation_level(n) for n in range(1, policy.max_escalations + 1)))
+
+
+def first_step_bound(kind: ClockKind, now: datetime, calendar: WorkCalendar, policy: ClockPolicy) -> datetime:
+    """A due time such that no clock of `kind` due after it has a level due at `now` yet.
+
+    A ladder's earliest step is its earliest reminder (R working days before the due day, at day_end) or
+    the due time itself; later steps are later. If that reminder's day X is on or before `now`'s day, the
+    due day D has R-1 working days between X and it, so D is at most the R-th working day after X, which
+    is at most the R-th working day after `now`'s day: every clock due by that day's end is read.
+    """
+    offsets = policy.reminders(kind)
+    if not offsets:
+        return now
+    last_day = calendar.shift_working_days(calendar.local_date(now), max(offsets))
+    return datetime.combine(last_day + timedelta(days=1), time.min, tzinfo=calendar.tz)
 
 
 def _clock_actions(

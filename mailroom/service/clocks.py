@@ -44,6 +44,7 @@ from mailroom.store import audit, queries
 from mailroom.store.engine import transaction
 from mailroom.store.listings import CLOCK_ORDER, Page, active_clocks_listing, page_by_due
 from mailroom.store.models import Case, Clock, Escalation, Submission
+from mailroom.store.sweep import could_fire
 
 log = logging.getLogger(__name__)
 ACTOR = "daemon:clocks"
@@ -293,7 +294,7 @@ class ClockKeeper:
         """Fire every level now due, once. Safe to run at any time and from two daemons at once."""
         counts = {"reminders": 0, "escalations": 0, "accepted": 0, "skipped": 0}
         with transaction(engine) as session:
-            clocks = self._active(session, lock=True)
+            clocks = self._active(session, lock=True, now=now)
             snapshots = [snap for snap, _, _ in clocks.values()]
             for action in due_actions(snapshots, now, self.calendar, self.policy):
                 _, clock, case = clocks[action.clock_id]
@@ -334,8 +335,13 @@ class ClockKeeper:
         ]
         return Page(rows, found.more, found.last)
 
-    def _active(self, session: Session, *, lock: bool) -> dict[int, tuple[ClockSnapshot, Clock, Case]]:
+    def _active(
+        self, session: Session, *, lock: bool, now: datetime | None = None
+    ) -> dict[int, tuple[ClockSnapshot, Clock, Case]]:
+        """Open clocks; with `now`, only those that can have a level due by then (`could_fire`)."""
         query = active_clocks_listing().rows().order_by(*CLOCK_ORDER)
+        if now is not None:
+            query = query.where(could_fire(self.policy, self.calendar, now))
         if lock:
             # PostgreSQL: a second daemon waits here, then sees the levels this one recorded.
             query = query.with_for_update(of=Clock)

@@ -13,22 +13,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from mailroom.core.config import PreflightSettings, Settings
 from mailroom.core.deadlines import ClockState
 from mailroom.core.errors import ConfigError, Conflict, DocumentUnwritable, InputError, NotFound
-from mailroom.core.mi import ReviewFacts, SubmissionFacts, summarise, summarise_reviews
 from mailroom.core.states import SUBMISSION_MOVES, SubmissionState
 from mailroom.service.cases import CaseDesk, NewCase, iso_or_none
 from mailroom.service.clocks import close_clocks
 from mailroom.service.notices import new_message_id
 from mailroom.service.records import refuse_if_erased
-from mailroom.store import audit, queries
+from mailroom.store import audit, mi, queries
 from mailroom.store.documents import DocumentStore, StoredFile
 from mailroom.store.engine import transaction
 from mailroom.store.listings import Page, escalations_listing, page_by_id, submissions_listing
-from mailroom.store.models import Case, Clock, Document, Escalation, InboundMessage, Notice, Submission
+from mailroom.store.models import Case, Clock, Document, Escalation, Notice, Submission
 
 if TYPE_CHECKING:  # pdfplumber (behind parsers.preflight) costs ~17 MB: loaded when a PDF is first read
     from parsers.preflight import PreflightPolicy, PreflightReport
@@ -311,37 +310,16 @@ class Mailroom(CaseDesk):
 
     def management_information(self, start: date | None, end: date | None) -> dict[str, Any]:
         """`report mi`: submissions created in [start, end] (whole days, UTC), summarised."""
+        lower = datetime.combine(start, time(0), UTC) if start else None
+        upper = datetime.combine(end + timedelta(days=1), time(0), UTC) if end else None
         with transaction(self.engine) as session:
-            query = _within(select(Submission), col(Submission.created_at), start, end)
-            facts = [
-                SubmissionFacts(
-                    s.report_type,
-                    s.state,
-                    s.sent_at,
-                    s.acknowledged_at,
-                    s.rejected_at,
-                    tuple(s.rejection_reasons),
-                    s.supersedes_id is not None,
-                )
-                for s in session.exec(query).all()
-            ]
-            reviews = [
-                ReviewFacts(m.state, m.applied_as)
-                for m in session.exec(
-                    _within(
-                        select(InboundMessage).where(col(InboundMessage.review).is_not(None)),
-                        col(InboundMessage.received_at),
-                        start,
-                        end,
-                    )
-                ).all()
-            ]
-        summary = summarise(facts, self.settings.rejection_reasons)
+            summary = mi.submission_summary(session, lower, upper, self.settings.rejection_reasons)
+            reviews = mi.review_summary(session, lower, upper)
         return {
             "from": start.isoformat() if start else None,
             "to": end.isoformat() if end else None,
             **summary,
-            "needs_review": summarise_reviews(reviews),
+            "needs_review": reviews,
         }
 
     def verify_audit(self) -> tuple[int, list[str]]:
@@ -446,15 +424,6 @@ def _escalation(e: Escalation, clock: Clock, case: Case, notice: Notice | None) 
         "notice_state": notice.state if notice else None,
         "sent_at": iso_or_none(notice.sent_at) if notice else None,
     }
-
-
-def _within(query: Any, column: Any, start: date | None, end: date | None) -> Any:
-    """`query` limited to rows whose `column` falls in [start, end], whole days in UTC."""
-    if start:
-        query = query.where(column >= datetime.combine(start, time(0), UTC))
-    if end:
-        query = query.where(column < datetime.combine(end + timedelta(days=1), time(0), UTC))
-    return query
 
 
 def preflight_policy(settings: Settings) -> PreflightPolicy:

@@ -1,0 +1,56 @@
+"""Which open clocks the deadline sweep reads: only those that can have a level due by `now`.
+
+A clock is skipped when its ladder's first step is still ahead (`first_step_bound`), or when every level
+its kind can ever have is already recorded (an escalated clock past its last repeat, say): for those the
+full scan's `due_actions` returns nothing, so skipping them fires exactly the same levels
+(tests/unit/service/test_sweep_bound.py compares the two over random clocks and moments).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import col, func, select
+
+from mailroom.core.deadlines import (
+    ClockKind,
+    ClockPolicy,
+    ClockState,
+    first_step_bound,
+    ladder_levels,
+)
+from mailroom.core.workdays import CalendarRangeError, WorkCalendar
+from mailroom.store.models import Clock, Escalation
+
+# The states in which `due_actions` acts on a clock of each kind (the decision clock only runs).
+_ACTING = {
+    ClockKind.ACKNOWLEDGEMENT: (ClockState.RUNNING, ClockState.BREACHED, ClockState.ESCALATED),
+    ClockKind.DECISION: (ClockState.RUNNING,),
+    ClockKind.CORRECTION: (ClockState.RUNNING, ClockState.BREACHED, ClockState.ESCALATED),
+}
+
+
+def could_fire(policy: ClockPolicy, calendar: WorkCalendar, now: datetime) -> Any:
+    """A WHERE clause on `clocks`: the clocks `due_actions` could return a level for at `now`."""
+    branches = []
+    for kind, states in _ACTING.items():
+        levels = ladder_levels(kind, policy)
+        complete = (
+            select(Escalation.clock_id)
+            .where(col(Escalation.level).in_(levels))
+            .group_by(col(Escalation.clock_id))
+            .having(func.count() == len(levels))
+        )
+        condition = [
+            col(Clock.kind) == kind,
+            col(Clock.state).in_(list(states)),
+            col(Clock.id).not_in(complete),
+        ]
+        # beyond the calendar's years: read them all, as before, and let the sweep say why
+        with contextlib.suppress(CalendarRangeError):
+            condition.append(col(Clock.due_at) <= first_step_bound(kind, now, calendar, policy))
+        branches.append(sa.and_(*condition))
+    return sa.or_(*branches)

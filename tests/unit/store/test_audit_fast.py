@@ -1,0 +1,101 @@
+"""`audit verify`'s fast path: its canonical text is byte for byte `_digest`'s (so existing chains verify
+unchanged), and an edit of any hashed field is still found. tests/integration/test_postgres_audit.py runs
+the same checks on PostgreSQL."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from mailroom.store import audit
+from mailroom.store.engine import make_engine, transaction, upgrade
+
+T0 = datetime(2026, 3, 29, 0, 59, 59, 999_999, tzinfo=UTC)
+DETAILS = [
+    {},
+    {"kind": "acknowledgement", "due_at": "2026-03-30T17:00:00+01:00"},
+    {"why": 'quote " and \\ back\nslash', "é": "naïve – “dash”", "n": [1, 2.5, None, True]},
+    {"z": {"b": 1, "a": {}}, "a": []},
+]
+EDITS = [
+    "actor = 'mallory'",
+    "at = '2026-03-29 00:59:59.999998'",
+    "at = '2026-03-29T00:59:59.999999'",
+    'detail = \'{"kind": "decision"}\'',
+    "entity_id = 99",
+    "action = 'sent '",
+    "from_state = NULL",
+    "to_state = 'met'",
+    "prev_hash = '" + "1" * 64 + "'",
+]
+
+
+def write_events(engine: Engine, n: int = 12) -> None:
+    with transaction(engine) as session:
+        for i in range(n):
+            audit.record(
+                session,
+                at=T0 + timedelta(microseconds=i),
+                actor=["daemon:clocks", "ops@example.org", "naïve"][i % 3],
+                entity="submission",
+                entity_id=None if i % 4 == 0 else 10**6 + i,
+                action="sent",
+                from_state="queued" if i % 2 else None,
+                to_state="sent",
+                detail=DETAILS[i % len(DETAILS)],
+            )
+
+
+def check_fast_path(engine: Engine) -> None:
+    write_events(engine)
+    table = sa.table("audit_events", *(sa.column(c) for c in (*audit._HASHED, "hash")))
+    with transaction(engine) as session:
+        raw = session.connection().connection.dbapi_connection
+        assert raw is not None
+        cursor = raw.cursor()
+        cursor.execute(str(sa.select(table).order_by(sa.text("seq")).compile(session.connection())))
+        sqlite = engine.dialect.name == "sqlite"
+        for row, event in zip(cursor.fetchall(), audit.all_events(session), strict=True):
+            reference = {name: getattr(event, name) for name in audit._HASHED}
+            reference["at"] = event.at.astimezone(UTC).isoformat(timespec="microseconds")
+            expected = json.dumps(reference, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+            assert audit._fast_canonical(row, sqlite) == expected.encode("ascii")
+            assert hashlib.sha256(expected.encode()).hexdigest() == event.hash
+        assert audit.verify_stream(session, batch=5) == (12, [])
+    for edit in EDITS:
+        if "T00" in edit and engine.dialect.name != "sqlite":
+            continue  # a text form of the time only SQLite can hold
+        with engine.begin() as connection:
+            before = connection.execute(sa.text("SELECT * FROM audit_events WHERE seq = 6")).mappings().one()
+            connection.execute(sa.text(f"UPDATE audit_events SET {edit} WHERE seq = 6"))
+        with transaction(engine) as session:
+            count, problems = audit.verify_stream(session, batch=5)
+            assert count == 12 and problems, edit
+            assert problems == audit.verify(audit.all_events(session)), edit
+        with engine.begin() as connection:
+            values = {k: v for k, v in before.items() if k != "seq"}
+            if isinstance(values["detail"], dict):
+                values["detail"] = json.dumps(values["detail"])
+            sets = ", ".join(f"{k} = :{k}" for k in values)
+            connection.execute(sa.text(f"UPDATE audit_events SET {sets} WHERE seq = 6"), values)
+        with transaction(engine) as session:
+            assert audit.verify_stream(session, batch=5) == (12, []), edit
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = make_engine(f"sqlite:///{tmp_path}/store.db")
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def test_the_fast_verify_hashes_as_the_writer_does_and_finds_every_edit_on_sqlite(engine: Engine) -> None:
+    check_fast_path(engine)
