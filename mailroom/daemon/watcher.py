@@ -15,7 +15,6 @@ from sqlalchemy.engine import Engine
 
 from mailroom.daemon.runners import Backoff, Heartbeat, sleep_or_stop
 from mailroom.edges.imap import (
-    FetchedMessage,
     MailboxAuthError,
     MailboxError,
     MailboxUnavailable,
@@ -23,9 +22,8 @@ from mailroom.edges.imap import (
 )
 from mailroom.edges.leader import Leadership
 from mailroom.edges.mailbox import Mailbox
-from mailroom.service.inbound import Disposition, Inbox, cursor_for
+from mailroom.service.inbound import Arrival, Disposition, Inbox, cursor_for
 from mailroom.service.outage import OutageLog
-from mailroom.store.documents import StoredFile
 from mailroom.store.engine import transaction
 from outbox.errors import CryptoError
 
@@ -66,48 +64,29 @@ class InboxWatcher:
                 )
         if reconnected:
             self.refile(uidvalidity, last_uid)
+        # A group cut off by a crash (or rolled back) left raw files no row names: delete them first.
+        reclaimed = self.inbox.reclaim_raw(self.key)
+        if reclaimed:
+            log.info("%s: removed %d raw file(s) of a group that did not commit", self.key, reclaimed)
         count = 0
         # Moves go out a batch at a time, after the commits they follow; if the connection drops first,
         # `refile` on the next connection finishes them.
         filing: dict[Disposition, list[int]] = {}
         fetching = self.mailbox.fetch_since(self.folder, last_uid, expect_uidvalidity=uidvalidity)
         while group := list(itertools.islice(fetching, STORE_GROUP)):
-            # One gpg run stores the whole group's raw messages; each is then ingested on its own.
-            stored = self.inbox.store_raw([fetched.raw for fetched in group])
-            for fetched, raw_file in zip(group, stored, strict=True):
-                disposition, new = self._ingest(fetched, raw_file)
+            # One gpg run stores the group's raw messages (their names journaled first), then one
+            # transaction ingests the group, a savepoint per message, the cursor with it.
+            stored = self.inbox.store_raw([fetched.raw for fetched in group], journal=self.key)
+            arrivals = [Arrival(f.raw, f.uidvalidity, f.uid, f.internaldate) for f in group]
+            outcomes = self.inbox.ingest_group(arrivals, stored, mailbox=self.key)
+            self.inbox.documents.close_journal(self.key)
+            for fetched, (disposition, new) in zip(group, outcomes, strict=True):
                 count += new
                 filing.setdefault(disposition, []).append(fetched.uid)
-                if sum(map(len, filing.values())) >= FILE_BATCH:
-                    self._file(filing)
+            if sum(map(len, filing.values())) >= FILE_BATCH:
+                self._file(filing)
         self._file(filing)
         return count
-
-    def _ingest(self, fetched: FetchedMessage, stored: StoredFile) -> tuple[Disposition, int]:
-        """Where the message goes, and 1 if it was new (0 for a copy of one seen before)."""
-        try:
-            result = self.inbox.ingest(
-                fetched.raw,
-                mailbox=self.key,
-                uidvalidity=fetched.uidvalidity,
-                uid=fetched.uid,
-                received_at=fetched.internaldate,
-                stored=stored,
-            )
-        except MailboxError:
-            raise
-        except Exception as exc:  # one bad message must not stop the mailbox
-            log.exception("message UID %s could not be processed; quarantined for replay", fetched.uid)
-            self.inbox.quarantine_failure(
-                fetched.raw,
-                mailbox=self.key,
-                uidvalidity=fetched.uidvalidity,
-                uid=fetched.uid,
-                error=exc,
-                stored=stored,
-            )
-            return Disposition.QUARANTINE, 1
-        return result.disposition, 0 if result.duplicate else 1
 
     def refile(self, uidvalidity: int, last_uid: int) -> int:
         """File messages that were processed but are still in the folder: the daemon stopped (or the

@@ -25,7 +25,7 @@ from mailroom.service.evidence import Evidence
 from mailroom.service.notice_effects import NoticeEffects
 from mailroom.service.reading import Reading, classify_policy, read_message
 from mailroom.service.review import ReviewDesk
-from mailroom.store import queries
+from mailroom.store import audit, queries
 from mailroom.store.documents import DocumentStore, StoredFile
 from mailroom.store.engine import transaction
 from mailroom.store.models import FolderCursor, InboundMessage
@@ -34,6 +34,7 @@ from parsers.types import NOTICE_KINDS, Kind
 log = logging.getLogger(__name__)
 Now = Callable[[], datetime]
 ACTOR = "daemon:inbox"
+FAILED = "message UID %s could not be processed; quarantined for replay"
 
 
 class Disposition(StrEnum):
@@ -42,6 +43,16 @@ class Disposition(StrEnum):
     PROCESSED = "processed"
     QUARANTINE = "quarantine"
     LEAVE = "leave"  # people's mail and anything not for us stays in the inbox for people to read
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A message as the mailbox handed it over: its bytes and where it was (None for `mailroom ingest`)."""
+
+    raw: bytes
+    uidvalidity: int | None = None
+    uid: int | None = None
+    received_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -95,62 +106,102 @@ class Inbox:
         """Read, store, match and apply one message, in one transaction. `stored` is the raw message
         already encrypted and written (`store_raw`, a batch at a time); it is deleted if not needed.
         `reading` is `read(raw)` when the caller has already made it."""
-        reading = reading or self.read(raw)
-        received = received_at or self.now()
+        arrival = Arrival(raw, uidvalidity, uid, received_at)
         with transaction(self.engine) as session:
             if uid is not None and uidvalidity is not None:
                 # Same transaction as the effects: after a crash the cursor never runs ahead of the work.
                 _advance_cursor(session, mailbox, uidvalidity, uid, now=self.now())
-            duplicate = self._duplicate(session, reading, mailbox=mailbox, uidvalidity=uidvalidity, uid=uid)
-            if duplicate is not None:
-                if stored is not None:
-                    self.documents.delete(stored.path)
-                return duplicate
-            stored = self._raw_file(raw, stored)
-            row = InboundMessage(
-                mailbox=mailbox,
-                uidvalidity=uidvalidity,
-                uid=uid,
-                message_id=reading.message_id[:998],
-                raw_sha256=reading.sha256,
-                raw_size=len(raw),
-                stored_path=str(stored.path),
-                state=InboundState.NEW,
-                kind=reading.classification.kind,
-                trusted=reading.trust.trusted,
-                trust_reason=reading.trust.reason[:512],
-                sender=(reading.parsed.sender if reading.parsed else "")[:320],
-                subject=(reading.parsed.subject if reading.parsed else "")[:998],
-                in_reply_to=reading.parsed.in_reply_to[:998]
-                if reading.parsed and reading.parsed.in_reply_to
-                else None,
-                rules=list(reading.classification.rules),
-                reasons=list(reading.classification.reasons),
-                cues=list(reading.classification.cues),
-                detail=(reading.problem or reading.classification.detail)[:2048],
-                received_at=received,
-                processed_at=self.now(),
-            )
-            queries.add_audited(
-                session,
-                row,
-                entity="message",
-                action="received",
-                now=self.now(),
-                actor=ACTOR,
-                to_state=InboundState.NEW,
-                detail={"kind": row.kind, "trusted": row.trusted, "rules": row.rules},
-            )
-            disposition = self._decide(session, row, reading, received)
-            result = IngestResult(row.id, row.state, row.kind, disposition, detail=row.detail)
-        log.info(
-            "message %s: %s, %s -> %s",
-            result.inbound_id,
-            result.kind,
-            "trusted" if row.trusted else "untrusted",
-            result.state,
-        )
+            result, line = self._ingest_in(session, arrival, mailbox, stored, reading)
+        if line:
+            log.info("%s", line)
         return result
+
+    def ingest_group(
+        self, arrivals: Sequence[Arrival], stored: Sequence[StoredFile], *, mailbox: str
+    ) -> list[tuple[Disposition, bool]]:
+        """A fetched group in one transaction, a SAVEPOINT per message: a message that raises rolls back
+        only its own work (its audit events too: `audit.savepoint`) and is quarantined for replay, and the
+        rest commit together with the folder's cursor. Returns (disposition, new) per message."""
+        outcomes: list[tuple[Disposition, bool]] = []
+        lines: list[str] = []
+        with transaction(self.engine) as session:
+            for arrival, raw_file in zip(arrivals, stored, strict=True):
+                try:
+                    with audit.savepoint(session):
+                        result, line = self._ingest_in(session, arrival, mailbox, raw_file, None)
+                except Exception as exc:  # one bad message must not stop the mailbox
+                    log.exception(FAILED, arrival.uid)
+                    with audit.savepoint(session):
+                        self._quarantine_in(session, arrival, mailbox, exc, raw_file)
+                    outcomes.append((Disposition.QUARANTINE, True))
+                    continue
+                outcomes.append((result.disposition, not result.duplicate))
+                lines.append(line)
+            last = [a for a in arrivals if a.uid is not None and a.uidvalidity is not None]
+            if last:
+                top = max(last, key=lambda a: a.uid or 0)
+                assert top.uid is not None and top.uidvalidity is not None
+                _advance_cursor(session, mailbox, top.uidvalidity, top.uid, now=self.now())
+        for line in filter(None, lines):
+            log.info("%s", line)
+        return outcomes
+
+    def _ingest_in(
+        self,
+        session: Session,
+        arrival: Arrival,
+        mailbox: str,
+        stored: StoredFile | None,
+        reading: Reading | None,
+    ) -> tuple[IngestResult, str]:
+        """One message in the caller's transaction; the result and the INFO line to log once committed."""
+        raw, uidvalidity, uid = arrival.raw, arrival.uidvalidity, arrival.uid
+        reading = reading or self.read(raw)
+        received = arrival.received_at or self.now()
+        duplicate = self._duplicate(session, reading, mailbox=mailbox, uidvalidity=uidvalidity, uid=uid)
+        if duplicate is not None:
+            if stored is not None:
+                self.documents.delete(stored.path)
+            return duplicate, ""
+        stored = self._raw_file(raw, stored)
+        row = InboundMessage(
+            mailbox=mailbox,
+            uidvalidity=uidvalidity,
+            uid=uid,
+            message_id=reading.message_id[:998],
+            raw_sha256=reading.sha256,
+            raw_size=len(raw),
+            stored_path=str(stored.path),
+            state=InboundState.NEW,
+            kind=reading.classification.kind,
+            trusted=reading.trust.trusted,
+            trust_reason=reading.trust.reason[:512],
+            sender=(reading.parsed.sender if reading.parsed else "")[:320],
+            subject=(reading.parsed.subject if reading.parsed else "")[:998],
+            in_reply_to=reading.parsed.in_reply_to[:998]
+            if reading.parsed and reading.parsed.in_reply_to
+            else None,
+            rules=list(reading.classification.rules),
+            reasons=list(reading.classification.reasons),
+            cues=list(reading.classification.cues),
+            detail=(reading.problem or reading.classification.detail)[:2048],
+            received_at=received,
+            processed_at=self.now(),
+        )
+        queries.add_audited(
+            session,
+            row,
+            entity="message",
+            action="received",
+            now=self.now(),
+            actor=ACTOR,
+            to_state=InboundState.NEW,
+            detail={"kind": row.kind, "trusted": row.trusted, "rules": row.rules},
+        )
+        disposition = self._decide(session, row, reading, received)
+        result = IngestResult(row.id, row.state, row.kind, disposition, detail=row.detail)
+        trust = "trusted" if row.trusted else "untrusted"
+        return result, f"message {result.inbound_id}: {result.kind}, {trust} -> {result.state}"
 
     def filing(self, mailbox: str, uidvalidity: int, uids: Sequence[int]) -> dict[int, Disposition]:
         """Where messages already ingested from `mailbox` belong, by UID (for a move that was cut off)."""
@@ -167,9 +218,27 @@ class Inbox:
                 found.update({row.uid: _disposition_for(row) for row in rows if row.uid is not None})
         return found
 
-    def store_raw(self, raws: Sequence[bytes]) -> list[StoredFile]:
-        """Encrypt and write several raw messages with one gpg run, ahead of their ingest."""
-        return self.documents.put_many(raws, kind="inbound")
+    def store_raw(self, raws: Sequence[bytes], *, journal: str | None = None) -> list[StoredFile]:
+        """Encrypt and write several raw messages with one gpg run, ahead of their ingest; with `journal`,
+        their names are journaled first (see `reclaim_raw`)."""
+        return self.documents.put_many(raws, kind="inbound", journal=journal)
+
+    def reclaim_raw(self, journal: str) -> int:
+        """Delete the journal's files that no committed row names (written for a group whose transaction
+        rolled back, or was cut off by a crash), then close the journal; returns how many were deleted.
+        Call it only while no group using this journal is in flight."""
+        paths = self.documents.journaled(journal)
+        named: set[str | None] = set()
+        if paths:
+            with transaction(self.engine) as session:
+                wanted = [str(path) for path in paths]
+                query = select(InboundMessage.stored_path).where(col(InboundMessage.stored_path).in_(wanted))
+                named = set(session.exec(query).all())
+        unnamed = [path for path in paths if str(path) not in named]
+        for path in unnamed:
+            self.documents.delete(path)
+        self.documents.close_journal(journal)
+        return len(unnamed)
 
     def _raw_file(self, raw: bytes, stored: StoredFile | None) -> StoredFile:
         """The raw message's encrypted file: the one `store_raw` wrote if still there, else a new one."""
@@ -188,36 +257,47 @@ class Inbox:
         stored: StoredFile | None = None,
     ) -> int | None:
         """A message whose processing raised: keep it, quarantined with the error, for a person to replay."""
-        sha = hashlib.sha256(raw).hexdigest()
         with transaction(self.engine) as session:
             if uid is not None and uidvalidity is not None:
                 _advance_cursor(session, mailbox, uidvalidity, uid, now=self.now())
-            stored = self._raw_file(raw, stored)
-            row = InboundMessage(
-                mailbox=mailbox,
-                uidvalidity=uidvalidity,
-                uid=uid,
-                message_id=f"<{sha}@failed>",
-                raw_sha256=sha,
-                raw_size=len(raw),
-                stored_path=str(stored.path),
-                state=InboundState.QUARANTINED,
-                kind=Kind.OTHER,
-                detail=f"processing failed: {type(error).__name__}: {error}"[:2048],
-                received_at=self.now(),
-                processed_at=self.now(),
-            )
-            queries.add_audited(
-                session,
-                row,
-                entity="message",
-                action="processing-failed",
-                now=self.now(),
-                actor=ACTOR,
-                to_state=InboundState.QUARANTINED,
-                detail={"error": type(error).__name__},
-            )
-            return row.id
+            return self._quarantine_in(session, Arrival(raw, uidvalidity, uid), mailbox, error, stored)
+
+    def _quarantine_in(
+        self,
+        session: Session,
+        arrival: Arrival,
+        mailbox: str,
+        error: BaseException,
+        stored: StoredFile | None,
+    ) -> int | None:
+        raw = arrival.raw
+        sha = hashlib.sha256(raw).hexdigest()
+        stored = self._raw_file(raw, stored)
+        row = InboundMessage(
+            mailbox=mailbox,
+            uidvalidity=arrival.uidvalidity,
+            uid=arrival.uid,
+            message_id=f"<{sha}@failed>",
+            raw_sha256=sha,
+            raw_size=len(raw),
+            stored_path=str(stored.path),
+            state=InboundState.QUARANTINED,
+            kind=Kind.OTHER,
+            detail=f"processing failed: {type(error).__name__}: {error}"[:2048],
+            received_at=self.now(),
+            processed_at=self.now(),
+        )
+        queries.add_audited(
+            session,
+            row,
+            entity="message",
+            action="processing-failed",
+            now=self.now(),
+            actor=ACTOR,
+            to_state=InboundState.QUARANTINED,
+            detail={"error": type(error).__name__},
+        )
+        return row.id
 
     def _duplicate(
         self, session: Session, reading: Reading, *, mailbox: str, uidvalidity: int | None, uid: int | None

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -91,6 +92,28 @@ def _chain_head(session: Session) -> tuple[int, str]:
     head = (last.seq, last.hash) if last else (0, GENESIS)
     session.info[_HEAD] = head
     return head
+
+
+@contextmanager
+def savepoint(session: Session) -> Iterator[None]:
+    """A SAVEPOINT that the chain follows: if the block raises, its work and its events are rolled back
+    and the head is again what it was before the block, so the next event takes the same seq.
+
+    Use it rather than a bare `session.begin_nested()` wherever events are recorded. The events pending
+    from before (written only at the commit or the next query) are written first, in the enclosing
+    transaction, so a rollback here cannot take them with it; the head is read (on PostgreSQL: the
+    advisory lock taken) outside the savepoint too, so the lock is not released with it.
+    """
+    _write_pending(session)
+    head = _chain_head(session)
+    try:
+        with session.begin_nested():
+            yield
+    except BaseException:
+        # SQLAlchemy's after_rollback also fires for a savepoint (`_forget_head`): put the head back.
+        session.info.pop(_PENDING, None)
+        session.info[_HEAD] = head
+        raise
 
 
 @orm_event.listens_for(Session, "after_commit")

@@ -56,18 +56,42 @@ class DocumentStore:
 
     def put(self, data: bytes, *, kind: str) -> StoredFile:
         """Encrypt and write `data`; returns where it went and the sha256 of the plain bytes."""
-        return self._write(data, self.cipher.encrypt(data), kind)
+        return self._write(data, self.cipher.encrypt(data), kind=kind)
 
-    def put_many(self, items: Sequence[bytes], *, kind: str) -> list[StoredFile]:
-        """`put` for several at once: one gpg run for all of them (CryptoError if any fails)."""
+    def put_many(self, items: Sequence[bytes], *, kind: str, journal: str | None = None) -> list[StoredFile]:
+        """`put` for several at once: one gpg run for all of them (CryptoError if any fails).
+
+        With `journal`, the files' names are first written (fsynced) to the journal of that name, so a
+        crash before the rows naming them commit leaves no file that `reclaim` cannot find."""
         sealed = self.cipher.encrypt_many(items)
-        return [self._write(data, blob, kind) for data, blob in zip(items, sealed, strict=True)]
+        paths = [self._new_path(kind) for _ in items]
+        if journal is not None:
+            write_private(self._journal(journal), "".join(f"{path}\n" for path in paths).encode())
+        return [self._write(data, blob, path) for data, blob, path in zip(items, sealed, paths, strict=True)]
 
-    def _write(self, data: bytes, blob: bytes, kind: str) -> StoredFile:
-        folder = self.root / kind
-        ensure_private_dir(folder)
+    def journaled(self, journal: str) -> list[Path]:
+        """The files the journal names (the last `put_many` with it that `close_journal` did not close)."""
+        try:
+            text = self._journal(journal).read_text()
+        except FileNotFoundError:
+            return []
+        return [Path(line) for line in text.splitlines() if line]
+
+    def close_journal(self, journal: str) -> None:
+        """The rows naming the journal's files are committed (or the files are deleted): forget them."""
+        self._journal(journal).unlink(missing_ok=True)
+
+    def _journal(self, name: str) -> Path:
+        ensure_private_dir(self.root)
+        return self.root / f".journal-{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+
+    def _new_path(self, kind: str) -> Path:
         suffix = ".gpg" if self.encrypted else ".bin"
-        path = folder / f"{secrets.token_hex(16)}{suffix}"
+        return self.root / kind / f"{secrets.token_hex(16)}{suffix}"
+
+    def _write(self, data: bytes, blob: bytes, path: Path | None = None, kind: str = "") -> StoredFile:
+        path = path or self._new_path(kind)
+        ensure_private_dir(path.parent)
         write_private(path, blob)
         return StoredFile(path=path, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
 

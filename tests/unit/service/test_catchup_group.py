@@ -1,0 +1,222 @@
+"""Issue 13, part 4: a fetched group is one transaction with a SAVEPOINT per message.
+
+A message that raises rolls back only its own work and its audit events (the chain's head goes back, so
+the next event takes the same seq: no gap, no fork), and is quarantined; the rest commit with the cursor.
+A group that does not commit (an error, or kill -9 half-way) leaves no row, no cursor move and no effect,
+and its raw files, journaled before they were written, are deleted by `reclaim_raw` before the replay,
+which then applies each notice exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlmodel import Session
+
+from mailroom.daemon.wiring import make_mailroom
+from mailroom.edges.configfile import load_settings
+from mailroom.harness import dwp
+from mailroom.service.clocks import ClockKeeper
+from mailroom.service.inbound import Arrival, Disposition, Inbox
+from tests.conftest import Env
+from tests.support import rows
+
+AUTHSERV = "mx.provider.example"
+MAILBOX = "imap:test@127.0.0.1:993/INBOX"
+UIDVALIDITY = 7
+SENT = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+def _message_id(number: int) -> str:
+    return f"<20261123.S-{number:06d}.49a7@provider.example>"
+
+
+def _setup(make_env: Callable[..., Env], reports: int = 3) -> tuple[Env, Inbox, list[bytes]]:
+    env = make_env(trust={"authserv_ids": [AUTHSERV]})
+    assert env.run("db", "upgrade").code == 0
+    settings = load_settings(env.config)
+    mailroom = make_mailroom(settings)
+    with Session(mailroom.engine) as session:
+        for number in range(1, reports + 1):
+            rows.add_report(
+                session, case_ref=f"MH-1{number:05d}", number=number, at=SENT, message_id=_message_id(number)
+            )
+        session.commit()
+    inbox = Inbox(
+        settings, mailroom.engine, mailroom.documents, mailroom.now, ClockKeeper(settings), mailroom.nino_key
+    )
+    raws = []
+    for number in range(1, reports + 1):
+        original = EmailMessage()
+        original["From"] = "reports@provider.example"
+        original["Subject"] = f"Support Plan MH-1{number:05d} [S-{number:06d}]"
+        original["Message-ID"] = _message_id(number)
+        ack = dwp.acknowledgement(original, now=datetime.now(UTC), authserv_id=AUTHSERV)
+        raws.append(ack.as_bytes())
+    return env, inbox, raws
+
+
+def _arrivals(raws: list[bytes]) -> list[Arrival]:
+    return [Arrival(raw, UIDVALIDITY, uid, SENT) for uid, raw in enumerate(raws, start=10)]
+
+
+def _db(env: Env, sql: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(env.db_path) as db:
+        return db.execute(sql).fetchall()
+
+
+def _raw_files(env: Env) -> set[str]:
+    folder = env.root / "documents" / "inbound"
+    return {str(p) for p in folder.iterdir()} if folder.is_dir() else set()
+
+
+def _fail_on(inbox: Inbox, monkeypatch: pytest.MonkeyPatch, submission_id: int) -> None:
+    """A bug in applying one notice: after its row and its `received`/`matched` events were recorded."""
+    apply = inbox.effects.apply
+
+    def failing(session: Session, row: Any, sub: Any, *args: Any, **kwargs: Any) -> None:
+        if sub.id == submission_id:
+            raise RuntimeError("a bug while applying")
+        apply(session, row, sub, *args, **kwargs)
+
+    monkeypatch.setattr(inbox.effects, "apply", failing)
+
+
+def test_the_middle_message_fails_alone_and_the_chain_has_no_gap_or_fork(
+    make_env: Callable[..., Env], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env, inbox, raws = _setup(make_env)
+    _fail_on(inbox, monkeypatch, submission_id=2)
+    stored = inbox.store_raw(raws, journal=MAILBOX)
+
+    outcomes = inbox.ingest_group(_arrivals(raws), stored, mailbox=MAILBOX)
+
+    assert outcomes == [
+        (Disposition.PROCESSED, True),
+        (Disposition.QUARANTINE, True),
+        (Disposition.PROCESSED, True),
+    ]
+    states = _db(env, "SELECT uid, state, submission_id FROM inbound_messages ORDER BY uid")
+    assert states == [(10, "matched", 1), (11, "quarantined", None), (12, "matched", 3)]
+    subs = dict(_db(env, "SELECT id, state FROM submissions"))
+    assert subs == {1: "acknowledged", 2: "sent", 3: "acknowledged"}
+    assert _db(env, "SELECT last_uid, uidvalidity FROM folder_cursors") == [(12, UIDVALIDITY)]
+    # Nothing of the failed message's rolled-back work is left in the trail, and no seq was skipped.
+    seqs = [seq for (seq,) in _db(env, "SELECT seq FROM audit_events ORDER BY seq")]
+    assert seqs == list(range(1, len(seqs) + 1))
+    actions = _db(env, "SELECT action, entity_id FROM audit_events WHERE entity = 'message' ORDER BY seq")
+    assert [a for a, _ in actions].count("received") == 2 and ("processing-failed", 2) in actions
+    verify = env.run("audit", "verify")
+    assert verify.code == 0, verify.out
+    # Each row names its own raw file, and there is no other.
+    named = {path for (path,) in _db(env, "SELECT stored_path FROM inbound_messages")}
+    assert named == _raw_files(env) and len(named) == 3
+    inbox.documents.close_journal(MAILBOX)
+    assert inbox.reclaim_raw(MAILBOX) == 0
+
+
+def test_a_group_that_does_not_commit_leaves_nothing_and_its_files_are_reclaimed(
+    make_env: Callable[..., Env], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env, inbox, raws = _setup(make_env)
+    _fail_on(inbox, monkeypatch, submission_id=2)
+    monkeypatch.setattr(inbox, "_quarantine_in", _raise)  # even the quarantine fails: the group rolls back
+    stored = inbox.store_raw(raws, journal=MAILBOX)
+    events_before = _db(env, "SELECT count(*) FROM audit_events")
+
+    with pytest.raises(RuntimeError, match="the store went away"):
+        inbox.ingest_group(_arrivals(raws), stored, mailbox=MAILBOX)
+
+    assert _db(env, "SELECT count(*) FROM inbound_messages") == [(0,)]
+    assert _db(env, "SELECT count(*) FROM folder_cursors") == [(0,)]
+    assert _db(env, "SELECT count(*) FROM audit_events") == events_before
+    assert _raw_files(env) == {str(s.path) for s in stored}
+    assert inbox.reclaim_raw(MAILBOX) == 3
+    assert _raw_files(env) == set()
+    monkeypatch.undo()
+    _replayed_once(env, inbox, raws)
+
+
+def _raise(*_args: Any, **_kwargs: Any) -> None:
+    raise RuntimeError("the store went away")
+
+
+CHILD = """
+import os, signal, sys
+from pathlib import Path
+from datetime import UTC, datetime
+from mailroom.daemon.wiring import make_mailroom
+from mailroom.edges.configfile import load_settings
+from mailroom.service.clocks import ClockKeeper
+from mailroom.service.inbound import Arrival, Inbox
+
+settings = load_settings(Path(sys.argv[1]))
+m = make_mailroom(settings)
+inbox = Inbox(settings, m.engine, m.documents, m.now, ClockKeeper(settings), m.nino_key)
+raws = [open(path, "rb").read() for path in sys.argv[3:]]
+apply = inbox.effects.apply
+
+def dying(session, row, sub, *args, **kwargs):
+    apply(session, row, sub, *args, **kwargs)
+    if sub.id == 2:
+        session.flush()  # the group's first message's work is in the database's transaction, uncommitted
+        os.kill(os.getpid(), signal.SIGKILL)
+
+inbox.effects.apply = dying
+stored = inbox.store_raw(raws, journal=sys.argv[2])
+at = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+arrivals = [Arrival(raw, 7, uid, at) for uid, raw in enumerate(raws, 10)]
+inbox.ingest_group(arrivals, stored, mailbox=sys.argv[2])
+"""
+
+
+def test_kill_9_mid_group_loses_nothing_and_doubles_nothing(make_env: Callable[..., Env]) -> None:
+    env, inbox, raws = _setup(make_env)
+    paths = []
+    for number, raw in enumerate(raws):
+        path = env.root / f"m{number}.eml"
+        path.write_bytes(raw)
+        paths.append(str(path))
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, str(env.config), MAILBOX, *paths],
+        cwd=Path(__file__).resolve().parents[3],
+        capture_output=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])},
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()
+
+    assert _db(env, "SELECT count(*) FROM inbound_messages") == [(0,)]
+    assert _db(env, "SELECT count(*) FROM folder_cursors") == [(0,)]
+    assert len(_raw_files(env)) == 3  # written and journaled before the transaction; no row names them
+    assert inbox.reclaim_raw(MAILBOX) == 3
+    assert _raw_files(env) == set()
+    _replayed_once(env, inbox, raws)
+
+
+def _replayed_once(env: Env, inbox: Inbox, raws: list[bytes]) -> None:
+    """The replay (the cursor did not move, so the same UIDs come again) applies each notice once."""
+    stored = inbox.store_raw(raws, journal=MAILBOX)
+    outcomes = inbox.ingest_group(_arrivals(raws), stored, mailbox=MAILBOX)
+    inbox.documents.close_journal(MAILBOX)
+    assert outcomes == [(Disposition.PROCESSED, True)] * 3
+    again = inbox.ingest_group(_arrivals(raws), inbox.store_raw(raws), mailbox=MAILBOX)
+    assert [new for _, new in again] == [False] * 3
+    assert _db(env, "SELECT state, count(*) FROM submissions GROUP BY state") == [("acknowledged", 3)]
+    acks = _db(env, "SELECT count(*) FROM audit_events WHERE action = 'acknowledged'")
+    assert acks == [(3,)]
+    named = {path for (path,) in _db(env, "SELECT stored_path FROM inbound_messages")}
+    assert named == _raw_files(env) and len(named) == 3
+    assert _db(env, "SELECT last_uid FROM folder_cursors") == [(12,)]
+    verify = env.run("audit", "verify")
+    assert verify.code == 0, verify.out
