@@ -36,6 +36,7 @@ from mailroom.daemon.wiring import make_mailroom  # noqa: E402
 from mailroom.edges.configfile import load_settings  # noqa: E402
 from mailroom.service.cases import NewCase  # noqa: E402
 from mailroom.store.engine import make_engine, upgrade  # noqa: E402
+from tests.support.daemon import start_daemon  # noqa: E402,F401 (the benches start it from here)
 from tests.support.dovecot import ALICE, Dovecot  # noqa: E402
 from tests.support.gpg import GpgHome, GpgKey  # noqa: E402
 
@@ -180,18 +181,6 @@ class RelayProcess:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
-
-
-def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    """`mailroom --config CONFIG run` as a child process, its output appended to `log`."""
-    with log.open("ab") as sink:
-        return subprocess.Popen(
-            [sys.executable, "-m", "mailroom", "--config", str(config), "run"],
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=sink,
-            stderr=sink,
-        )
 
 
 def stop_daemon(process: subprocess.Popen[bytes]) -> float:

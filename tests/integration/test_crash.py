@@ -13,7 +13,6 @@ import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Env
-from tests.support import pdfs
+from tests.support import daemon, pdfs
 from tests.support.smtpd import SmtpServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -34,14 +33,7 @@ DWP = "accesstowork.mhss@dwp.gov.uk"
 
 
 def start_daemon(env: Env, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as sink:
-        return subprocess.Popen(
-            [sys.executable, "-m", "mailroom", "--config", str(env.config), "run"],
-            stdin=subprocess.DEVNULL,
-            stdout=sink,
-            stderr=sink,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+    return daemon.start_daemon(env.config, log)
 
 
 def states(env: Env) -> Counter[str]:

@@ -5,11 +5,9 @@ once per working day through a real relay under time travel."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -22,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Env
 from tests.support import pdfs
+from tests.support.daemon import start_daemon
 from tests.support.smtpd import SmtpServer
 
 pytestmark = pytest.mark.integration
@@ -74,14 +73,7 @@ def daemon_env(make_daemon_env: Callable[..., Env], relay: SmtpServer, tmp_path:
 
 
 def start(env: Env) -> subprocess.Popen[bytes]:
-    with (env.root / "daemon.log").open("ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "mailroom", "--config", str(env.config), "run"],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+    return start_daemon(env.config, env.root / "daemon.log")
 
 
 def test_status_and_metrics_of_a_running_daemon_and_of_one_killed(daemon_env: Env, relay: SmtpServer) -> None:

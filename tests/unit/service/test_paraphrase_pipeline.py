@@ -21,13 +21,14 @@ from sqlmodel import Session, col, func, select
 
 from mailroom.cli.main import run
 from mailroom.core.deadlines import ClockKind
-from mailroom.core.states import InboundState, SubmissionState
+from mailroom.core.states import InboundState
 from mailroom.daemon.wiring import make_mailroom
 from mailroom.edges.configfile import load_settings
 from mailroom.service.clocks import ClockKeeper
 from mailroom.service.inbound import Inbox
-from mailroom.store.models import Case, Clock, Document, InboundMessage, Notice, Submission
+from mailroom.store.models import Clock, InboundMessage, Notice
 from tests.conftest import base_sections, write_config
+from tests.support import rows
 
 CORPUS = Path(__file__).resolve().parents[2] / "samples" / "paraphrase"
 SENT_AT = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -60,20 +61,9 @@ def _populate(session: Session, samples: list[tuple[Path, dict[str, Any]]]) -> N
         for found in OUR_ID.finditer(path.read_text(encoding="utf-8", errors="replace")):
             message_ids[int(found.group(1))] = found.group(0)
     for number, message_id in sorted(message_ids.items()):
-        session.add(Case(id=number, case_ref=f"MH-1{number:05d}", created_at=SENT_AT))
-        session.add(Document(id=number, case_id=number, sha256="0" * 64, size=1, created_at=SENT_AT))
-        session.add(
-            Submission(
-                id=number,
-                case_id=number,
-                document_id=number,
-                report_type="support-plan",
-                state=SubmissionState.SENT,
-                message_id=message_id or f"<S-0{number:05d}.unquoted@provider.example>",
-                created_at=SENT_AT,
-                queued_at=SENT_AT,
-                sent_at=SENT_AT,
-            )
+        message_id = message_id or f"<S-0{number:05d}.unquoted@provider.example>"
+        rows.add_report(
+            session, case_ref=f"MH-1{number:05d}", number=number, at=SENT_AT, message_id=message_id
         )
 
 

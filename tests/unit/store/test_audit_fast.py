@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from mailroom.store import audit
-from mailroom.store.engine import make_engine, transaction, upgrade
+from mailroom.store.engine import transaction
 
 T0 = datetime(2026, 3, 29, 0, 59, 59, 999_999, tzinfo=UTC)
 DETAILS = [
@@ -87,14 +84,6 @@ def check_fast_path(engine: Engine) -> None:
             connection.execute(sa.text(f"UPDATE audit_events SET {sets} WHERE seq = 6"), values)
         with transaction(engine) as session:
             assert audit.verify_stream(session, batch=5) == (12, []), edit
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path}/store.db")
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def test_the_fast_verify_hashes_as_the_writer_does_and_finds_every_edit_on_sqlite(engine: Engine) -> None:

@@ -132,14 +132,6 @@ def plan_of(connection: sa.Connection, query: Any) -> str:
     return "\n".join(" ".join(str(v) for v in row) for row in result.cursor.fetchall())  # type: ignore[attr-defined]
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path}/store.db")
-    upgrade(engine)
-    yield engine
-    engine.dispose()
-
-
 @pytest.mark.parametrize(("index", "query"), PLANS, ids=[name for name, _ in PLANS])
 def test_each_index_serves_its_query_on_sqlite(engine: Engine, index: str, query: Callable[[], Any]) -> None:
     with explaining(engine) as connection:

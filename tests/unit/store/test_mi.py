@@ -5,18 +5,15 @@ tests/integration/test_postgres_mi.py runs the same check on PostgreSQL."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from mailroom.core.mi import ReviewFacts, SubmissionFacts, summarise, summarise_reviews
 from mailroom.core.states import InboundState, SubmissionState
 from mailroom.store import mi
-from mailroom.store.engine import make_engine, transaction, upgrade
+from mailroom.store.engine import transaction
 from mailroom.store.models import Case, Document, InboundMessage, Submission
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -136,14 +133,6 @@ def check_sql_matches_python(engine: Engine) -> None:
         assert list(found["rejections_by_reason"]) == list(expected["rejections_by_reason"])  # type: ignore[call-overload]
         nonempty += bool(expected["acknowledged"])
     assert nonempty >= 4  # the ranges really hold acknowledged reports, so the median is compared
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path}/store.db")
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def test_the_sql_summary_is_the_python_summary_on_sqlite(engine: Engine) -> None:

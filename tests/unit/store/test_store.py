@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -16,18 +14,10 @@ from sqlmodel import SQLModel, select
 from mailroom.core.errors import InvalidTransition
 from mailroom.core.states import SUBMISSION_MOVES, SubmissionState
 from mailroom.store import audit, queries
-from mailroom.store.engine import SCHEMA_HEAD, head_revision, make_engine, transaction, upgrade
+from mailroom.store.engine import SCHEMA_HEAD, head_revision, transaction
 from mailroom.store.models import AuditEvent, Case, Document, Submission
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = make_engine(f"sqlite:///{tmp_path}/store.db")
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def _submission(engine: Engine) -> int:
