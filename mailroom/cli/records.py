@@ -1,8 +1,9 @@
-"""Records: `audit verify`, `erase`, `purge` and `report mi`."""
+"""Records: `audit verify [--since]`, `audit checkpoint`, `erase`, `purge` and `report mi`."""
 
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
@@ -19,6 +20,9 @@ from mailroom.cli.frame import (
 )
 from mailroom.core.errors import EX_FAILURE
 
+if TYPE_CHECKING:
+    from mailroom.service.audit_checkpoints import AuditCheckpoints
+
 
 @click.group("audit")
 def audit_group() -> None:
@@ -26,19 +30,54 @@ def audit_group() -> None:
 
 
 @audit_group.command("verify")
+@click.option(
+    "--since",
+    "since",
+    is_flag=True,
+    help="Start at the newest signed checkpoint (`audit checkpoint`): check it, then only what came after.",
+)
 @json_option
 @pass_cli
-def audit_verify(cli: Cli, as_json: bool) -> None:
+def audit_verify(cli: Cli, since: bool, as_json: bool) -> None:
     """Check the hash chain: finds an edited, deleted or reordered event. Exit 1 if broken."""
-    count, problems = cli.mailroom().verify_audit()
+    extra: dict[str, object] = {}
+    if since:
+        checked = _checkpoints(cli).verify_since()
+        count, problems = checked.events, checked.problems
+        extra = {"since_event": checked.checkpoint_seq, "checkpoint_at": checked.checkpoint_at.isoformat()}
+    else:
+        count, problems = cli.mailroom().verify_audit()
     if as_json:
-        print_json({"events": count, "intact": not problems, "problems": problems})
+        print_json({"events": count, "intact": not problems, "problems": problems, **extra})
     else:
         for problem in problems:
             err.print(f"mailroom: audit: {problem}", markup=False)
-        out.print(f"{count} events, " + ("chain intact" if not problems else f"{len(problems)} problem(s)"))
+        after = f" after the checkpoint at event {extra['since_event']}" if extra else ""
+        verdict = "chain intact" if not problems else f"{len(problems)} problem(s)"
+        out.print(f"{count} events{after}, {verdict}")
     if problems:
         raise click.exceptions.Exit(EX_FAILURE)
+
+
+@audit_group.command("checkpoint")
+@json_option
+@pass_cli
+def audit_checkpoint(cli: Cli, as_json: bool) -> None:
+    """Verify the whole chain and sign where it ends, so `audit verify --since` can start there."""
+    checkpoint = _checkpoints(cli).write()
+    if as_json:
+        print_json({"seq": checkpoint.seq, "hash": checkpoint.hash, "at": checkpoint.at.isoformat()})
+    else:
+        out.print(
+            f"chain intact up to event {checkpoint.seq}; checkpoint signed at {checkpoint.at.isoformat()}"
+        )
+
+
+def _checkpoints(cli: Cli) -> AuditCheckpoints:
+    from mailroom.service.audit_checkpoints import AuditCheckpoints
+
+    mailroom = cli.mailroom()
+    return AuditCheckpoints(cli.settings(), mailroom.engine, mailroom.now)
 
 
 @click.command("erase")

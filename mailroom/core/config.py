@@ -235,6 +235,12 @@ class RetentionSettings:
 
 
 @dataclass(frozen=True)
+class AuditSettings:
+    # The HMAC key that signs audit checkpoints (`mailroom audit checkpoint`, `audit verify --since`)
+    checkpoint_key_file: Path | None = None
+
+
+@dataclass(frozen=True)
 class DaemonSettings:
     test_mode: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -283,6 +289,7 @@ class Settings:
     intake: IntakeSettings = field(default_factory=IntakeSettings)
     preflight: PreflightSettings = field(default_factory=PreflightSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
     status: StatusSettings = field(default_factory=StatusSettings)
     digest: DigestSettings = field(default_factory=DigestSettings)

@@ -277,6 +277,18 @@ class DaemonInstance(SQLModel, table=True):
     outages: list[dict[str, Any]] = _json([])  # [{"what", "channel", "since", "failures", "error"}]
 
 
+class AuditCheckpoint(SQLModel, table=True):
+    """The audit chain's end at a moment (seq and hash), signed: `audit verify --since` starts there."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: int | None = Field(default=None, primary_key=True)
+    seq: int = Field(index=True)
+    hash: str = Field(max_length=64)
+    at: datetime = _when(nullable=False)
+    signature: str = Field(max_length=64)
+
+
 class Tombstone(SQLModel, table=True):
     """What is left of an erased case: enough to prove the erasure and refuse later sends, nothing more."""
 
