@@ -85,7 +85,9 @@ def case_import(cli: Cli, csv_file: Path, force: bool, as_json: bool) -> None:
 @pass_cli
 def case_show(cli: Cli, case_ref: str, as_json: bool) -> None:
     """A case with its submissions and their timelines, clocks and escalations."""
-    view = cli.mailroom().case_view(case_ref)
+    from mailroom.service.views import case_view
+
+    view = case_view(cli.reader(), case_ref)
     if as_json:
         print_json(view)
         return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import click
 
 from mailroom.cli.frame import (
@@ -17,6 +19,9 @@ from mailroom.cli.frame import (
     stream_json,
 )
 
+if TYPE_CHECKING:
+    from mailroom.store.listings import Page
+
 
 @click.command("clocks")
 @click.option("--as-of", "as_of", metavar="DATE", help="Show what would fire on this date (YYYY-MM-DD).")
@@ -25,13 +30,20 @@ from mailroom.cli.frame import (
 @pass_cli
 def clocks(cli: Cli, as_of: str | None, limit: int | None, after: int | None, as_json: bool) -> None:
     """Open clocks, soonest due first, and what would fire on a date: check a policy before it bites."""
-    keeper, engine = cli.clocks(), cli.mailroom().engine
-    day = parse_date(as_of) if as_of else cli.now(None)().astimezone(keeper.calendar.tz).date()
+    from mailroom.service.views import clock_policy, clock_preview
+
+    calendar, policy = cli.calendar(), clock_policy(cli.settings())
+    engine = cli.reader()
+    day = parse_date(as_of) if as_of else cli.now(None)().astimezone(calendar.tz).date()
+
+    def preview(key: int | None, n: int) -> Page[Any]:
+        return clock_preview(engine, policy, calendar, day, after=key, limit=n)
+
     if as_json:
-        every = pages(lambda key, n: keeper.preview(engine, day, after=key, limit=n), after, limit)
+        every = pages(preview, after, limit)
         stream_json(every, head=f'{{"as_of": "{day.isoformat()}", "clocks": [', tail="]}")
         return
-    page = keeper.preview(engine, day, after=after, limit=limit or DEFAULT_LIMIT)
+    page = preview(after, limit or DEFAULT_LIMIT)
     rows = page.rows
     print_table(
         f"Clocks as of {day.isoformat()}",
@@ -58,11 +70,13 @@ def clocks(cli: Cli, as_of: str | None, limit: int | None, after: int | None, as
 @pass_cli
 def escalations(cli: Cli, limit: int | None, after: int | None, as_json: bool) -> None:
     """Reminders and escalations fired, newest first, a page at a time (`--after` the last id shown)."""
-    mailroom = cli.mailroom()
+    from mailroom.service.views import escalations_page
+
+    engine = cli.reader()
     if as_json:
-        stream_json(pages(lambda key, n: mailroom.escalations(after=key, limit=n), after, limit))
+        stream_json(pages(lambda key, n: escalations_page(engine, after=key, limit=n), after, limit))
         return
-    page = mailroom.escalations(after=after, limit=limit or DEFAULT_LIMIT)
+    page = escalations_page(engine, after=after, limit=limit or DEFAULT_LIMIT)
     rows = page.rows
     print_table(
         "Escalations",

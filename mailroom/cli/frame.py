@@ -27,6 +27,7 @@ from mailroom.edges.configfile import config_path, load_settings
 if TYPE_CHECKING:  # imported by the commands that use them: `mailroom --help` loads no SQLAlchemy (issue 13)
     from sqlalchemy.engine import Engine
 
+    from mailroom.core.workdays import WorkCalendar
     from mailroom.service.clocks import ClockKeeper
     from mailroom.service.inbound import Inbox
     from mailroom.service.mailroom import Mailroom
@@ -52,6 +53,8 @@ class Cli:
     _mailroom: Mailroom | None = field(default=None, repr=False)
     _clocks: ClockKeeper | None = field(default=None, repr=False)
     _engines: list[Engine] = field(default_factory=list, repr=False)
+    _reader: Engine | None = field(default=None, repr=False)
+    _calendar: WorkCalendar | None = field(default=None, repr=False)
 
     def settings(self) -> Settings:
         if self._settings is None:
@@ -106,6 +109,27 @@ class Cli:
         engine = make_engine(self.settings().store.url)
         self._engines.append(engine)
         return engine
+
+    def reader(self) -> Engine:
+        """The engine for a read-only command (a listing, `case show`, `status`): the schema checked and
+        nothing else built, so it loads no daemon wiring, no writing service and no gpg (issue 13)."""
+        if self._reader is None:
+            from mailroom.store.engine import require_current_schema
+
+            engine = self.engine()
+            require_current_schema(engine)
+            self._reader = engine
+        return self._reader
+
+    def calendar(self) -> WorkCalendar:
+        """The work calendar alone, for the commands that count working days but send nothing."""
+        if self._clocks is not None:
+            return self._clocks.calendar
+        if self._calendar is None:
+            from mailroom.service.views import work_calendar
+
+            self._calendar = work_calendar(self.settings())
+        return self._calendar
 
     def mailroom(self) -> Mailroom:
         if self._mailroom is None:

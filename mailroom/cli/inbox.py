@@ -100,11 +100,13 @@ def inbox_group(
         return
     cli = ctx.find_object(Cli)
     assert cli is not None
-    desk = cli.inbox().desk
+    from mailroom.service.views import inbox_page
+
+    engine = cli.reader()
     if as_json:
-        stream_json(pages(lambda key, n: desk.listing(state=state, after=key, limit=n), after, limit))
+        stream_json(pages(lambda key, n: inbox_page(engine, state=state, after=key, limit=n), after, limit))
         return
-    page = desk.listing(state=state, after=after, limit=limit or DEFAULT_LIMIT)
+    page = inbox_page(engine, state=state, after=after, limit=limit or DEFAULT_LIMIT)
     rows = page.rows
     print_table(
         "Inbox",

@@ -31,11 +31,13 @@ def queue_group(
     """Submissions and where they are, oldest first, a page at a time; subcommands act on one."""
     if ctx.invoked_subcommand is not None:
         return
-    mailroom = ctx.find_object(Cli).mailroom()  # type: ignore[union-attr]
+    from mailroom.service.views import queue_page
+
+    engine = ctx.find_object(Cli).reader()  # type: ignore[union-attr]
     if as_json:
-        stream_json(pages(lambda key, n: mailroom.queue(state=state, after=key, limit=n), after, limit))
+        stream_json(pages(lambda key, n: queue_page(engine, state=state, after=key, limit=n), after, limit))
         return
-    page = mailroom.queue(state=state, after=after, limit=limit or DEFAULT_LIMIT)
+    page = queue_page(engine, state=state, after=after, limit=limit or DEFAULT_LIMIT)
     rows = page.rows
     print_table(
         "Queue",

@@ -48,15 +48,13 @@ def status(cli: Cli, as_json: bool) -> int:
     [status] outage_minutes, mail waiting for review, a breached clock).
     """
     from mailroom.service.status import read_status
-    from mailroom.store.engine import require_current_schema
 
     settings = cli.settings()
-    engine = cli.engine()
-    require_current_schema(engine)
+    engine = cli.reader()
     report = read_status(
         engine,
         settings,
-        cli.clocks().calendar,
+        cli.calendar(),
         now=cli.now(None)(),
         wall=system_now(),
         config=str(config_path(cli.config)),
@@ -64,7 +62,7 @@ def status(cli: Cli, as_json: bool) -> int:
     if as_json:
         print_json(report.as_json())
     else:
-        for line in render(report, cli.clocks().calendar.tz):
+        for line in render(report, cli.calendar().tz):
             out.print(line, markup=False, highlight=False)
     return 0 if report.healthy else EX_FAILURE
 

@@ -19,10 +19,10 @@ from mailroom.core.config import Settings
 from mailroom.core.errors import Conflict, InputError
 from mailroom.core.identity import nino_hmac
 from mailroom.edges.configfile import read_secret
-from mailroom.service.records import refuse_if_erased
+from mailroom.service.views import case_view, refuse_if_erased
 from mailroom.store import queries
 from mailroom.store.engine import transaction
-from mailroom.store.models import Case, Submission
+from mailroom.store.models import Case
 from parsers.errors import InvalidNino
 from parsers.nino import normalise_nino
 
@@ -132,75 +132,7 @@ class CaseDesk:
 
     def case_view(self, case_ref: str) -> dict[str, Any]:
         """`case show REF --json` (design.md §8), plus each submission's timeline."""
-        with transaction(self.engine) as session:
-            refuse_if_erased(session, case_ref)
-            case = queries.require_case(session, case_ref)
-            assert case.id is not None
-            submissions = queries.submissions_for_case(session, case.id)
-            view: dict[str, Any] = {
-                "case_ref": case.case_ref,
-                "restricted": case.restricted,
-                "created_at": iso_or_none(case.created_at),
-                "submissions": [self._submission_view(session, s, case) for s in submissions],
-                "clocks": [
-                    {
-                        "kind": c.kind,
-                        "state": c.state,
-                        "started_at": iso_or_none(c.started_at),
-                        "due_at": iso_or_none(c.due_at),
-                        "submission_id": c.submission_id,
-                        "calendar": c.calendar,
-                        "holidays_version": c.holidays_version,
-                    }
-                    for c in queries.clocks_for_case(session, case.id)
-                ],
-                "escalations": [
-                    {
-                        "level": e.level,
-                        "kind": e.kind,
-                        "sent_at": iso_or_none(notice.sent_at) if notice else None,
-                        "to": e.recipients,
-                        "state": notice.state if notice else None,
-                    }
-                    for e, notice in queries.escalations_for_case(session, case.id)
-                ],
-            }
-            if not case.restricted:
-                view |= {"atw_ref": case.atw_ref, "prap_id": case.prap_id, "has_nino": bool(case.nino_hmac)}
-            if case.erased_at:
-                view["erased_at"] = iso_or_none(case.erased_at)
-            return view
-
-    def _submission_view(self, session: Session, s: Submission, case: Case) -> dict[str, Any]:
-        assert s.id is not None
-        view: dict[str, Any] = {
-            "id": s.id,
-            "token": s.token,
-            "report_type": s.report_type,
-            "version": s.version,
-            "supersedes": s.supersedes_id,
-            "state": s.state,
-            "message_id": s.message_id,
-            "attempts": s.attempts,
-            "sent_at": iso_or_none(s.sent_at),
-            "sent_reply": s.sent_reply,
-            "acknowledged_at": iso_or_none(s.acknowledged_at),
-            "dwp_reference": s.dwp_reference,
-            "rejected_at": iso_or_none(s.rejected_at),
-            "rejection_reasons": list(s.rejection_reasons),
-            "accepted_at": iso_or_none(s.accepted_at),
-            "last_smtp": f"{s.last_smtp_code} {s.last_smtp_text}" if s.last_smtp_code else None,
-            "preflight": {
-                "passed": s.preflight.get("passed"),
-                "findings": [
-                    {k: f.get(k) for k in ("check", "outcome", "page", "detail", "blocks")}
-                    for f in s.preflight.get("findings", [])
-                ],
-            },
-        }
-        if not case.restricted:
-            view["timeline"] = queries.submission_timeline(session, s.id)
-        return view
+        return case_view(self.engine, case_ref)
 
 
 def _read_case_csv(path: Path) -> Iterator[tuple[int, NewCase]]:
@@ -236,7 +168,3 @@ def _read_case_csv(path: Path) -> Iterator[tuple[int, NewCase]]:
 
 def _blank_to_none(value: str | None) -> str | None:
     return value.strip() or None if value is not None else None
-
-
-def iso_or_none(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None

@@ -21,17 +21,15 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from mailroom.core.config import ClockSettings, EscalationSettings, Settings
+from mailroom.core.config import Settings
 from mailroom.core.deadlines import (
     ActionKind,
     ClockKind,
-    ClockPolicy,
     ClockSnapshot,
     ClockState,
     DueAction,
     can_move,
     due_actions,
-    preview,
     start_clock,
     state_moves,
 )
@@ -39,10 +37,17 @@ from mailroom.core.errors import ConfigError
 from mailroom.core.states import SUBMISSION_MOVES, SubmissionState
 from mailroom.core.workdays import WorkCalendar
 from mailroom.service.notices import queue_notice
+from mailroom.service.views import (
+    Snapshots,
+    clock_policy,
+    clock_preview,
+    clock_snapshots,
+    work_calendar,
+)
 from mailroom.service.wording import Wording
 from mailroom.store import audit, queries
 from mailroom.store.engine import transaction
-from mailroom.store.listings import CLOCK_ORDER, Page, active_clocks_listing, page_by_due
+from mailroom.store.listings import CLOCK_ORDER, Page, active_clocks_listing
 from mailroom.store.models import Case, Clock, Escalation, Submission
 from mailroom.store.sweep import could_fire
 
@@ -51,27 +56,6 @@ ACTOR = "daemon:clocks"
 ACTIVE = (ClockState.RUNNING, ClockState.BREACHED, ClockState.ESCALATED)
 
 # What each clock waits for, in words for the notices.
-
-
-def clock_policy(settings: Settings) -> ClockPolicy:
-    c, e = settings.clocks, settings.escalation
-    try:
-        return _clock_policy(c, e)
-    except ValueError as exc:
-        raise ConfigError(settings.source, "[clocks]", str(exc)) from None
-
-
-def _clock_policy(c: ClockSettings, e: EscalationSettings) -> ClockPolicy:
-    return ClockPolicy(
-        acknowledgement_days=c.acknowledgement_days,
-        decision_days=c.decision_days,
-        correction_days=c.correction_days,
-        correction_reminders=c.correction_reminders,
-        acknowledgement_reminders=c.acknowledgement_reminders,
-        repeat_every_days=e.repeat_every_days,
-        max_escalations=e.max_escalations,
-        count_event_day=c.count_event_day,
-    )
 
 
 def work_calendar_in_child(settings: Settings) -> WorkCalendar:
@@ -122,16 +106,6 @@ else:
     print(json.dumps({"dates": dates, "version": cal.holidays_version,
                       "first_year": cal.first_year, "last_year": cal.last_year}))
 """
-
-
-def work_calendar(settings: Settings) -> WorkCalendar:
-    c = settings.calendar
-    try:
-        return WorkCalendar.for_division(
-            c.division, extra_closures=c.extra_closures, day_end=c.day_end, tz=c.timezone
-        )
-    except ValueError as exc:
-        raise ConfigError(settings.source, "[calendar]", str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -309,31 +283,7 @@ class ClockKeeper:
     ) -> Page[dict[str, Any]]:
         """`mailroom clocks --as-of DATE`: a page of open clocks by due time, and what would fire on that
         day. Changes nothing."""
-        with transaction(engine) as session:
-            found = page_by_due(session, active_clocks_listing(), after=after, limit=limit)
-            clocks = self._snapshots(session, found.rows)
-        actions = preview([snap for snap, _, _ in clocks.values()], as_of, self.calendar, self.policy)
-        firing: dict[int, list[DueAction]] = {}
-        for action in actions:
-            firing.setdefault(action.clock_id, []).append(action)
-        rows = [
-            {
-                "clock_id": snap.id,
-                "case_ref": case.case_ref,
-                "submission_id": snap.submission_id,
-                "kind": snap.kind,
-                "state": snap.state,
-                "started_at": snap.started_at.isoformat(),
-                "due_at": snap.due_at.isoformat(),
-                "calendar": clock.calendar,
-                "fires": [
-                    {"level": a.level, "action": a.kind, "at": a.due_at.isoformat()}
-                    for a in firing.get(snap.id, [])
-                ],
-            }
-            for snap, clock, case in clocks.values()
-        ]
-        return Page(rows, found.more, found.last)
+        return clock_preview(engine, self.policy, self.calendar, as_of, after=after, limit=limit)
 
     def _active(
         self, session: Session, *, lock: bool, now: datetime | None = None
@@ -347,33 +297,8 @@ class ClockKeeper:
             query = query.with_for_update(of=Clock)
         return self._snapshots(session, session.exec(query).all())
 
-    def _snapshots(
-        self, session: Session, rows: Sequence[tuple[Clock, Case]]
-    ) -> dict[int, tuple[ClockSnapshot, Clock, Case]]:
-        fired: dict[int, set[str]] = {}
-        ids = [clock.id for clock, _ in rows]
-        for start in range(0, len(ids), 2000):
-            for clock_id, level in session.exec(
-                select(Escalation.clock_id, Escalation.level).where(
-                    col(Escalation.clock_id).in_(ids[start : start + 2000])
-                )
-            ).all():
-                fired.setdefault(clock_id, set()).add(level)
-        result = {}
-        for clock, case in rows:
-            assert clock.id is not None
-            snap = ClockSnapshot(
-                id=clock.id,
-                kind=ClockKind(clock.kind),
-                state=ClockState(clock.state),
-                started_at=clock.started_at,
-                due_at=clock.due_at,
-                submission_id=clock.submission_id,
-                case_ref=case.case_ref,
-                fired_levels=frozenset(fired.get(clock.id, set())),
-            )
-            result[clock.id] = (snap, clock, case)
-        return result
+    def _snapshots(self, session: Session, rows: Sequence[tuple[Clock, Case]]) -> Snapshots:
+        return clock_snapshots(session, rows)
 
     def _fire(self, session: Session, clock: Clock, case: Case, action: DueAction, *, now: datetime) -> str:
         sub = queries.get_submission(session, clock.submission_id)

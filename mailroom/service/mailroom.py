@@ -13,21 +13,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from mailroom.core.config import PreflightSettings, Settings
 from mailroom.core.deadlines import ClockState
 from mailroom.core.errors import ConfigError, Conflict, DocumentUnwritable, InputError, NotFound
 from mailroom.core.states import SUBMISSION_MOVES, SubmissionState
-from mailroom.service.cases import CaseDesk, NewCase, iso_or_none
+from mailroom.service import views
+from mailroom.service.cases import CaseDesk, NewCase
 from mailroom.service.clocks import close_clocks
 from mailroom.service.notices import new_message_id
-from mailroom.service.records import refuse_if_erased
+from mailroom.service.views import refuse_if_erased
 from mailroom.store import audit, mi, queries
 from mailroom.store.documents import DocumentStore, StoredFile
 from mailroom.store.engine import transaction
-from mailroom.store.listings import Page, escalations_listing, page_by_id, submissions_listing
-from mailroom.store.models import Case, Clock, Document, Escalation, Notice, Submission
+from mailroom.store.listings import Page
+from mailroom.store.models import Case, Document, Submission
 
 if TYPE_CHECKING:  # pdfplumber (behind parsers.preflight) costs ~17 MB: loaded when a PDF is first read
     from parsers.preflight import PreflightPolicy, PreflightReport
@@ -286,27 +287,11 @@ class Mailroom(CaseDesk):
 
     def queue(self, *, state: str | None = None, after: int | None = None, limit: int = 50) -> Page[Any]:
         """`mailroom queue`: a page of submissions by id, and how many follow it."""
-        if state is not None and state not in set(SubmissionState):
-            known = ", ".join(s.value for s in SubmissionState)
-            raise InputError(f"unknown state {state!r} (known: {known})")
-        with transaction(self.engine) as session:
-            found = page_by_id(
-                session, submissions_listing(state), col(Submission.id), after=after, limit=limit
-            )
-            return found.map(lambda row: _queued(*row))
+        return views.queue_page(self.engine, state=state, after=after, limit=limit)
 
     def escalations(self, *, after: int | None = None, limit: int = 50) -> Page[Any]:
         """Reminders and escalations fired, newest first, with the state of each notice: one page."""
-        with transaction(self.engine) as session:
-            found = page_by_id(
-                session,
-                escalations_listing(),
-                col(Escalation.id),
-                after=after,
-                limit=limit,
-                newest_first=True,
-            )
-            return found.map(lambda row: _escalation(*row))
+        return views.escalations_page(self.engine, after=after, limit=limit)
 
     def management_information(self, start: date | None, end: date | None) -> dict[str, Any]:
         """`report mi`: submissions created in [start, end] (whole days, UTC), summarised."""
@@ -395,35 +380,6 @@ class Mailroom(CaseDesk):
 
 
 __all__ = ["Mailroom", "NewCase", "NotFound"]
-
-
-def _queued(s: Submission, case_ref: str) -> dict[str, Any]:
-    return {
-        "id": s.id,
-        "case_ref": case_ref,
-        "report_type": s.report_type,
-        "version": s.version,
-        "state": s.state,
-        "attempts": s.attempts,
-        "next_attempt_at": iso_or_none(s.next_attempt_at),
-        "last_smtp": f"{s.last_smtp_code} {s.last_smtp_text}" if s.last_smtp_code else None,
-        "message_id": s.message_id,
-    }
-
-
-def _escalation(e: Escalation, clock: Clock, case: Case, notice: Notice | None) -> dict[str, Any]:
-    return {
-        "id": e.id,
-        "case_ref": case.case_ref,
-        "submission_id": clock.submission_id,
-        "clock": clock.kind,
-        "level": e.level,
-        "kind": e.kind,
-        "to": e.recipients,
-        "created_at": iso_or_none(e.created_at),
-        "notice_state": notice.state if notice else None,
-        "sent_at": iso_or_none(notice.sent_at) if notice else None,
-    }
 
 
 def preflight_policy(settings: Settings) -> PreflightPolicy:

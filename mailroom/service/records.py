@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from mailroom.core.deadlines import ClockState
-from mailroom.core.errors import Conflict, InputError
+from mailroom.core.errors import InputError
 from mailroom.core.identity import case_ref_hash
 from mailroom.core.states import SUBMISSION_MOVES, SubmissionState
 from mailroom.service.clocks import close_clocks
@@ -120,20 +120,6 @@ def _scrub_digests(session: Session, case_ref: str, erased_ref: str) -> None:
     for notice in session.exec(query).all():
         notice.body = whole.sub(erased_ref, notice.body)
         session.add(notice)
-
-
-def tombstone_for(session: Session, case_ref: str) -> Tombstone | None:
-    return session.exec(select(Tombstone).where(Tombstone.case_ref_hash == case_ref_hash(case_ref))).first()
-
-
-def refuse_if_erased(session: Session, case_ref: str) -> None:
-    tombstone = tombstone_for(session, case_ref)
-    if tombstone is not None:
-        when = tombstone.erased_at.date().isoformat()
-        raise Conflict(
-            f"case {queries.normalise_case_ref(case_ref)} was erased on {when} "
-            f"(request {tombstone.request_ref}); nothing can be added or sent for it"
-        )
 
 
 @dataclass(frozen=True)

@@ -12,17 +12,18 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from mailroom.core.config import Settings
 from mailroom.core.errors import InputError
-from mailroom.core.states import APPLICABLE_KINDS, WAITING, InboundState
+from mailroom.core.states import APPLICABLE_KINDS, InboundState
 from mailroom.service.notice_effects import NoticeEffects
 from mailroom.service.notices import alert_review
+from mailroom.service.views import inbox_page
 from mailroom.service.wording import Wording
 from mailroom.store import queries
 from mailroom.store.engine import transaction
-from mailroom.store.listings import Page, inbound_listing, page_by_id
+from mailroom.store.listings import Page
 from mailroom.store.models import Case, InboundMessage, Submission
 from parsers.types import NOTICE_KINDS, Classification, ClassifyPolicy, Kind
 
@@ -122,14 +123,7 @@ class ReviewDesk:
 
     def listing(self, *, state: str | None, after: int | None = None, limit: int = 50) -> Page[Any]:
         """`mailroom inbox`: a page of messages waiting for a person by default, or of those in `state`."""
-        if state is not None and state not in set(InboundState):
-            raise InputError(f"unknown state {state!r} (known: {', '.join(s.value for s in InboundState)})")
-        wanted = [state] if state else sorted(WAITING)
-        with transaction(self.engine) as session:
-            found = page_by_id(
-                session, inbound_listing(wanted), col(InboundMessage.id), after=after, limit=limit
-            )
-            return found.map(lambda row: _listed(*row))
+        return inbox_page(self.engine, state=state, after=after, limit=limit)
 
     def _submission(
         self, session: Session, case: Case, submission_id: int | None, row: InboundMessage
@@ -163,23 +157,3 @@ def _message(session: Session, message_id: int) -> InboundMessage:
     if row is None:
         raise InputError(f"no inbound message {message_id}")
     return row
-
-
-def _listed(m: InboundMessage, case_ref: str | None) -> dict[str, Any]:
-    return {
-        "id": m.id,
-        "state": m.state,
-        "kind": m.kind,
-        "trusted": m.trusted,
-        "sender": m.sender,
-        "received_at": m.received_at.isoformat(),
-        "case_ref": case_ref,
-        "match_method": m.match_method,
-        "submission_id": m.submission_id,
-        "rules": m.rules,
-        "cues": m.cues,
-        "reasons": m.reasons,
-        "review": m.review,
-        "applied_as": m.applied_as,
-        "detail": m.detail,
-    }

@@ -167,9 +167,11 @@ def test_restricted_cases_are_held_until_released(
 
 def test_an_untrusted_gpg_recipient_is_a_config_error(make_daemon_env: Callable[..., Env]) -> None:
     env = make_daemon_env(gpg={"recipients": ["0" * 40]})
-    result = env.run("queue")
+    # A command that stores or reads documents checks gpg; a listing never loads it (issue 13).
+    result = env.run("queue", "hold", "1")
     assert result.code == 78
     assert "[gpg]" in result.err
+    assert env.run("queue").code == 0
 
 
 def test_a_refused_login_defers_the_whole_batch_instead_of_failing_each_report(
