@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -19,9 +22,12 @@ from sqlalchemy import event as orm_event
 from sqlalchemy.orm import ORMExecuteState
 from sqlmodel import Session, col, select
 
+from mailroom.store import audit_check
 from mailroom.store.models import AuditEvent
 
 GENESIS = "0" * 64
+Checked = tuple[int, tuple[int, str] | None, tuple[int, str] | None, list[audit_check.Found]]
+_fast_canonical = audit_check.fast_canonical
 _HEAD = "mailroom.store.audit.head"
 _PENDING = "mailroom.store.audit.pending"
 # Serialises appends on PostgreSQL (SQLite's BEGIN IMMEDIATE already does); an arbitrary fixed key.
@@ -163,23 +169,27 @@ def verify(events: Iterable[AuditEvent]) -> list[str]:
     return problems
 
 
-def verify_stream(session: Session, *, batch: int = 50_000, since: int = 0) -> tuple[int, list[str]]:
+def verify_stream(
+    session: Session, *, batch: int = 50_000, since: int = 0, workers: int | None = None
+) -> tuple[int, list[str]]:
     """`audit verify` on a long trail: events after `since` read `batch` at a time by seq (a keyset, never
     OFFSET) as raw DB-API rows, so memory stays flat however long the chain is.
 
-    Each event's canonical text is assembled by `_fast_canonical`, byte for byte what `_digest` builds; an
-    event whose fast digest does not match is recomputed the reference way before it is reported, so the
-    fast path can only ever save time, never hide or invent a break. With `since`, the chain starts from
-    event `since`'s stored hash (the caller has checked it against a signed checkpoint).
+    Each run of rows is checked on its own by `audit_check.check_rows` (every digest, the links inside the
+    run) and the runs are stitched together here (each run's first event against the one before it), so
+    the work splits across processes: with more than one CPU and more than one batch, `workers` processes
+    (`mailroom.store.audit_check`, default one per CPU) each read and check seq ranges on their own read
+    connection, at most two ranges each in flight; the findings are the same as in one process, in the
+    same order. An event whose fast digest does not match is recomputed the reference way (`_digest`)
+    before it is reported, so the fast path can only ever save time, never hide or invent a break. With
+    `since`, the chain starts from event `since`'s stored hash (the caller has checked it against a signed
+    checkpoint).
     """
     table = AuditEvent.__table__  # type: ignore[attr-defined]
     columns = [table.c[name] for name in (*_HASHED, "hash")]
-    sqlite = session.get_bind().dialect.name == "sqlite"
     connection = session.connection()
-    raw = connection.connection.dbapi_connection
-    assert raw is not None
-    problems: list[str] = []
-    expected_prev, expected_seq, count = GENESIS, since + 1, 0
+    sqlite = connection.dialect.name == "sqlite"
+    expected_prev = GENESIS
     if since:
         found = connection.execute(sa.select(table.c.hash).where(table.c.seq == since)).scalar()
         if found is None:
@@ -192,52 +202,115 @@ def verify_stream(session: Session, *, batch: int = 50_000, since: int = 0) -> t
         .compile(connection, compile_kwargs={})
     )
     high_seq = connection.execute(sa.select(sa.func.max(table.c.seq))).scalar() or 0
-    cursor = raw.cursor()
-    sha256 = hashlib.sha256
-    canonical = _fast_canonical
-    low = expected_seq
-    while low <= high_seq:
-        params: Any = (low, low + batch) if sqlite else {"low": low, "high": low + batch}
-        cursor.execute(statement, params)
-        for row in cursor.fetchall():
-            seq = row[0]
-            if seq != expected_seq:
-                problems.append(f"event {expected_seq} is missing (next found is {seq})")
-            if row[9] != expected_prev:
-                problems.append(f"event {seq} does not follow the event before it")
-            if sha256(canonical(row, sqlite)).hexdigest() != row[10] and not _slow_match(connection, seq):
-                problems.append(f"event {seq} was changed after it was written")
-            expected_prev, expected_seq = row[10], seq + 1
-            count += 1
-        low += batch
-    cursor.close()
-    return count, problems
-
-
-_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode
-_string: Any = json.encoder.encode_basestring_ascii
-
-
-def _text(value: Any) -> str:
-    return "null" if value is None else str(_string(value))
-
-
-def _fast_canonical(row: Any, sqlite: bool) -> bytes:
-    """`_digest`'s canonical JSON for a raw row (seq, at, actor, entity, entity_id, action, from_state,
-    to_state, detail, prev_hash, hash): the keys in sorted order, each value encoded as json.dumps does."""
-    seq, at, actor, entity, entity_id, action, from_state, to_state, detail, prev_hash = row[:10]
-    if sqlite:  # 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC; anything else goes the reference way (a mismatch)
-        stamp = at[:10] + "T" + at[11:] + "+00:00" if len(at) == 26 and at[10] == " " else at
-        body = detail if detail == "{}" else _dumps(json.loads(detail))
+    ranges = [(low, min(low + batch, high_seq + 1)) for low in range(since + 1, high_seq + 1, batch)]
+    count = workers if workers is not None else len(os.sched_getaffinity(0))
+    database = _worker_database(connection)
+    if count > 1 and len(ranges) > 1 and database is not None:
+        results = _in_workers(
+            ranges, count, {"dialect": connection.dialect.name, "database": database, "sql": statement}
+        )
     else:
-        stamp = at.astimezone(UTC).isoformat(timespec="microseconds")
-        body = _dumps(detail)
-    return (
-        f'{{"action":{_text(action)},"actor":{_text(actor)},"at":"{stamp}","detail":{body},'
-        f'"entity":{_text(entity)},"entity_id":{"null" if entity_id is None else int(entity_id)},'
-        f'"from_state":{_text(from_state)},"prev_hash":{_text(prev_hash)},"seq":{int(seq)},'
-        f'"to_state":{_text(to_state)}}}'
-    ).encode("ascii")
+        results = _in_this_process(connection, statement, ranges, sqlite)
+    return _stitch(connection, results, since + 1, expected_prev)
+
+
+def _in_this_process(
+    connection: sa.Connection, statement: str, ranges: list[tuple[int, int]], sqlite: bool
+) -> Iterator[Checked]:
+    raw = connection.connection.dbapi_connection
+    assert raw is not None
+    cursor = raw.cursor()
+    try:
+        for low, high in ranges:
+            cursor.execute(statement, (low, high) if sqlite else {"low": low, "high": high})
+            yield audit_check.check_rows(cursor.fetchall(), sqlite)
+    finally:
+        cursor.close()
+
+
+def _worker_database(connection: sa.Connection) -> str | None:
+    """What a worker connects to: SQLite's file (not an in-memory database) or PostgreSQL's conninfo."""
+    url = connection.engine.url
+    if connection.dialect.name == "sqlite":
+        name = url.database or ""
+        return name if name and name != ":memory:" and not name.startswith("file:") else None
+    if connection.dialect.name == "postgresql":
+        return url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return None
+
+
+def _in_workers(ranges: list[tuple[int, int]], count: int, setup: dict[str, str]) -> Iterator[Checked]:
+    """Range k goes to worker k % count; results come back in range order, at most two a worker ahead."""
+    count = min(count, len(ranges))
+    command = [sys.executable, "-m", "mailroom.store.audit_check"]
+    procs = [
+        subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        for _ in range(count)
+    ]
+    try:
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write(json.dumps(setup) + "\n")
+        ahead = min(len(ranges), 2 * count)
+        for k in range(ahead):
+            _send(procs[k % count], ranges[k])
+        for k in range(len(ranges)):
+            proc = procs[k % count]
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"audit verify: a worker stopped (exit {proc.wait()})")
+            if k + ahead < len(ranges):
+                _send(procs[(k + ahead) % count], ranges[k + ahead])
+            done, first, last, found = json.loads(line)
+            yield (
+                done,
+                tuple(first) if first else None,
+                tuple(last) if last else None,
+                [tuple(f) for f in found],
+            )
+    finally:
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.close()
+        codes = []
+        for proc in procs:
+            codes.append(proc.wait(timeout=30))
+            assert proc.stdout is not None
+            proc.stdout.close()
+        if any(codes):
+            raise RuntimeError(f"audit verify: a worker failed (exit codes {codes})")
+
+
+def _send(proc: subprocess.Popen[str], span: tuple[int, int]) -> None:
+    assert proc.stdin is not None
+    proc.stdin.write(f"{span[0]} {span[1]}\n")
+    proc.stdin.flush()
+
+
+def _stitch(
+    connection: sa.Connection, results: Iterable[Checked], expected_seq: int, expected_prev: str
+) -> tuple[int, list[str]]:
+    """The runs' findings in chain order, with the links between runs; candidates confirmed by `_digest`."""
+    problems: list[str] = []
+    total = 0
+    for done, first, last, found in results:
+        if first is None or last is None:
+            continue
+        total += done
+        if first[0] != expected_seq:
+            problems.append(f"event {expected_seq} is missing (next found is {first[0]})")
+        if first[1] != expected_prev:
+            problems.append(f"event {first[0]} does not follow the event before it")
+        for kind, seq, other in found:
+            if kind == "missing":
+                problems.append(f"event {seq} is missing (next found is {other})")
+            elif kind == "follow":
+                problems.append(f"event {seq} does not follow the event before it")
+            elif not _slow_match(connection, seq):
+                problems.append(f"event {seq} was changed after it was written")
+        expected_seq, expected_prev = last[0] + 1, last[1]
+    return total, problems
 
 
 def _slow_match(connection: sa.Connection, seq: int) -> bool:
