@@ -17,15 +17,10 @@ from typing import Any
 import pytest
 from sqlmodel import Session, col, func, select
 
-from mailroom.cli.main import run
 from mailroom.core.states import InboundState, SubmissionState
-from mailroom.daemon.wiring import make_mailroom
-from mailroom.edges.configfile import load_settings
-from mailroom.service.clocks import ClockKeeper
-from mailroom.service.inbound import Inbox
 from mailroom.store.models import Clock, InboundMessage, Notice, Submission
-from tests.conftest import base_sections, write_config
 from tests.support import rows
+from tests.support.inbox import fresh_inbox
 
 CORPUS = Path(__file__).resolve().parents[2] / "samples" / "bounces"
 LINKED_BY_CONTENT = (
@@ -66,15 +61,7 @@ def _populate(session: Session, samples: list[tuple[Path, dict[str, Any]]]) -> N
 
 def _ingest(root: Path, samples: list[tuple[Path, dict[str, Any]]]) -> list[Outcome]:
     """A fresh store with a sent submission for each sample, then each sample ingested as it would arrive."""
-    sections = base_sections(root)
-    sections["trust"] = {"authserv_ids": ["mx.provider.example"]}
-    config = write_config(root / "mailroom.toml", sections)
-    assert run(["--config", str(config), "db", "upgrade"]) == 0
-    settings = load_settings(config)
-    mailroom = make_mailroom(settings)
-    inbox = Inbox(
-        settings, mailroom.engine, mailroom.documents, mailroom.now, ClockKeeper(settings), mailroom.nino_key
-    )
+    mailroom, inbox = fresh_inbox(root)
     with Session(mailroom.engine) as session:
         _populate(session, samples)
         session.commit()

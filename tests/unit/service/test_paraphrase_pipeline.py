@@ -19,16 +19,11 @@ from typing import Any
 import pytest
 from sqlmodel import Session, col, func, select
 
-from mailroom.cli.main import run
 from mailroom.core.deadlines import ClockKind
 from mailroom.core.states import InboundState
-from mailroom.daemon.wiring import make_mailroom
-from mailroom.edges.configfile import load_settings
-from mailroom.service.clocks import ClockKeeper
-from mailroom.service.inbound import Inbox
 from mailroom.store.models import Clock, InboundMessage, Notice
-from tests.conftest import base_sections, write_config
 from tests.support import rows
+from tests.support.inbox import fresh_inbox
 
 CORPUS = Path(__file__).resolve().parents[2] / "samples" / "paraphrase"
 SENT_AT = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -70,15 +65,7 @@ def _populate(session: Session, samples: list[tuple[Path, dict[str, Any]]]) -> N
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Outcome]]:
     root = tmp_path_factory.mktemp("paraphrase")
-    sections = base_sections(root)
-    sections["trust"] = {"authserv_ids": ["mx.provider.example"]}
-    config = write_config(root / "mailroom.toml", sections)
-    assert run(["--config", str(config), "db", "upgrade"]) == 0
-    settings = load_settings(config)
-    mailroom = make_mailroom(settings)
-    inbox = Inbox(
-        settings, mailroom.engine, mailroom.documents, mailroom.now, ClockKeeper(settings), mailroom.nino_key
-    )
+    mailroom, inbox = fresh_inbox(root)
     samples = [
         (path, json.loads(path.with_suffix(".json").read_text(encoding="utf-8")))
         for path in sorted(CORPUS.glob("*.eml"))

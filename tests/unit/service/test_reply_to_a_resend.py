@@ -3,7 +3,6 @@ applies at once, the resend stops, and the correction clock runs from the reject
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,25 +10,16 @@ from sqlmodel import Session, select
 
 from mailroom.core.deadlines import ClockKind, ClockState
 from mailroom.core.states import SubmissionState
-from mailroom.daemon.wiring import make_mailroom
-from mailroom.edges.configfile import load_settings
-from mailroom.service.clocks import ClockKeeper
-from mailroom.service.inbound import Inbox
 from mailroom.store.models import Clock, Submission
-from tests.conftest import Env
 from tests.support import rows
+from tests.support.inbox import fresh_inbox
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "mail" / "rej-01-threaded-plain.eml"
 SENT = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 
-def test_a_rejection_of_a_report_being_resent_applies_and_stops_the_resend(
-    make_env: Callable[..., Env],
-) -> None:
-    env = make_env(trust={"authserv_ids": ["mx.provider.example"]})
-    assert env.run("db", "upgrade").code == 0
-    settings = load_settings(env.config)
-    mailroom = make_mailroom(settings)
+def test_a_rejection_of_a_report_being_resent_applies_and_stops_the_resend(tmp_path: Path) -> None:
+    mailroom, inbox = fresh_inbox(tmp_path)
     with Session(mailroom.engine) as session:
         rows.add_report(
             session,
@@ -42,9 +32,6 @@ def test_a_rejection_of_a_report_being_resent_applies_and_stops_the_resend(
             next_attempt_at=SENT,
         )
         session.commit()
-    inbox = Inbox(
-        settings, mailroom.engine, mailroom.documents, mailroom.now, ClockKeeper(settings), mailroom.nino_key
-    )
     raw = SAMPLE.read_bytes()
     reading = inbox.read(raw)
     arrived = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
