@@ -21,6 +21,7 @@ person is a person's mail). RFC 3834 auto-replies are not bounces, and RFC 5965 
 
 from __future__ import annotations
 
+import json
 import re
 from email.message import Message
 from email.parser import Parser
@@ -62,12 +63,12 @@ _ADDR = rf"(?<![{_LOCAL_CHAR}])[{_LOCAL_CHAR}]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)
 _ANY_ADDRESS = re.compile(_ADDR)
 
 _SYSTEM_LOCAL_PART = re.compile(
-    r"^(mailer-daemon|mail-daemon|maildaemon|postmaster|microsoftexchange[0-9a-f]*|mdaemon|mail-?router|"
+    r"^(mailer-daemon|mail-daemon|maildaemon|post_?master|microsoftexchange[0-9a-f]*|mdaemon|mail-?router|"
     r"mail-?delivery|mailer|bounces?|mail-?system|smtp|mta|mimecast|notes-?router)([+._-].*)?$",
     re.IGNORECASE,
 )
 _SYSTEM_NAME = re.compile(
-    r"\b(mail delivery (system|subsystem|service)|mailer[- ]daemon|postmaster|mail administrator|"
+    r"\b(mail deliver(y)? (system|subsystem|service)|mailer[- ]daemon|postmaster|ndr|mail administrator|"
     r"system administrator|mail router|mail system|mail delivery|microsoft outlook|mimecast|messagelabs|"
     r"delivery status notification|mailer)\b",
     re.IGNORECASE,
@@ -80,7 +81,8 @@ _BOUNCE_SUBJECT = re.compile(
     r"nondeliverable|undeliverable message|mail system error|message status - undeliverable|"
     r"mimecast undeliverable|returned message|delivery problem|could not send message|"
     r"недоставленное сообщение|сообщение не (может быть )?доставлено|не удалось доставить|"
-    r"(error|failure) delivering|mail delivery (error|problem))",
+    r"(error|failure) delivering|mail delivery (error|problem)|mail fail(ure|ed)|fail(ed|ure) delivery|"
+    r"delivery status report|メールエラー通知|配信エラー|送信エラー|エラーメール)",
     re.IGNORECASE,
 )
 _DELAY_SUBJECT = re.compile(
@@ -115,6 +117,7 @@ _VENDOR_SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         (
             "exchange",
             r"delivery has failed to these recipients|did not reach some or all of the intended recipients|"
+            r"did not reach the following recipient|"
             r"diagnostic information for administrators|generating server:",
         ),
         ("gmail", r"your message wasn't delivered to|address not found|the response from the remote server"),
@@ -129,7 +132,9 @@ _VENDOR_SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
             r"(could not|couldn't|cannot|can't|was not|wasn't|has not been) (be )?delivered|"
             r"delivery (to the following recipients? )?(has )?failed|undeliverable|permanent (fatal )?error|"
             r"не (может быть |было )?доставлено|недоставлен|配信(でき|に失敗)|届きませんでした|宛先不明|"
-            r"user unknown|mailbox (unavailable|full)|no such user|recipient address rejected",
+            r"user unknown|mailbox (unavailable|full)|no such user|recipient address rejected|"
+            r"unable to deliver (the |your )?message|failed addresses follow|"
+            r"had (permanent fatal |delivery )errors",
         ),
     )
 )
@@ -185,8 +190,45 @@ def parse_dsn(msg: ParsedMessage) -> DeliveryStatus | None:
         status = _from_report(msg, report.text)
         if status is not None:
             return status
+    notification = _from_ses_notification(msg)
+    if notification is not None:
+        return notification
     reader = _prose_reader(msg, has_report=report is not None)
     return _from_prose(msg, reader) if reader else None
+
+
+# -- reader 1b: Amazon SES's JSON notification (mailed by SNS) ---------------------------------------------
+
+
+def _from_ses_notification(msg: ParsedMessage) -> DeliveryStatus | None:
+    """`{"notificationType": "Bounce", "bounce": {...}}`, bare or inside an SNS envelope's "Message"."""
+    text = msg.text.lstrip()
+    if not text.startswith("{") or "notificationType" not in text[:4000]:
+        return None
+    try:
+        # strict=False: SNS folds long lines, so a string may hold a line break.
+        decoder = json.JSONDecoder(strict=False)
+        found, _ = decoder.raw_decode(text)
+        if isinstance(found, dict) and isinstance(found.get("Message"), str):
+            found, _ = decoder.raw_decode(found["Message"])  # the SNS envelope
+    except ValueError:
+        return None
+    bounce = found.get("bounce") if isinstance(found, dict) else None
+    if found.get("notificationType") != "Bounce" or not isinstance(bounce, dict):
+        return None  # a Delivery is a receipt, a Complaint is an abuse report
+    bounced = [r for r in bounce.get("bouncedRecipients", []) if isinstance(r, dict)]
+    first = bounced[0] if bounced else {}
+    headers = found.get("mail", {}).get("commonHeaders", {}) if isinstance(found.get("mail"), dict) else {}
+    ids = find_message_ids(str(headers.get("messageId", ""))) if isinstance(headers, dict) else ()
+    return DeliveryStatus(
+        # SES sends one only when it gave up on the message, "Transient" bounces included.
+        action="failed",
+        status=_status(str(first.get("status", ""))),
+        recipients=tuple(str(r["emailAddress"]).lower() for r in bounced if r.get("emailAddress")),
+        original_message_id=ids[0] if ids else None,
+        diagnostic=str(first.get("diagnosticCode", ""))[:300] or None,
+        reader="ses",
+    )
 
 
 # -- reader 1: the RFC 3464 report -----------------------------------------------------------------------
@@ -288,6 +330,10 @@ def _prose_reader(msg: ParsedMessage, *, has_report: bool) -> str | None:
     # A vendor's own wording needs a bounce subject or a mail system behind it; generic words need the system.
     if vendor and (system or has_report or (bounce_subject and vendor != "generic")):
         return vendor
+    # A null Return-Path (RFC 5321 §4.5.5: what every bounce carries) with a bounce subject or a returned
+    # original, and a mail system's words: a bounce signed by a no-reply@ or sysadmin@ address.
+    if vendor and _null_sender(msg) and (bounce_subject or carries_original):
+        return vendor
     if bounce_subject and (system or carries_original or has_report or _SMTP_REPLY.search(head)):
         return "smtp-reply"
     if system and (carries_original or has_report) and _SMTP_REPLY.search(head):
@@ -307,10 +353,13 @@ def _named_mail_system(msg: ParsedMessage) -> bool:
 
 
 def _from_mail_system(msg: ParsedMessage) -> bool:
-    return_path = (msg.header("Return-Path") or "").strip()
     # A null Return-Path alone is not enough: RFC 3834 auto-replies use it too.
-    null_sender = msg.header("Return-Path") is not None and return_path in ("<>", "")
-    return _named_mail_system(msg) or (null_sender and is_auto_submitted(msg) is not None)
+    return _named_mail_system(msg) or (_null_sender(msg) and is_auto_submitted(msg) is not None)
+
+
+def _null_sender(msg: ParsedMessage) -> bool:
+    return_path = msg.header("Return-Path")
+    return return_path is not None and return_path.strip() in ("<>", "", "<MAILER-DAEMON>")
 
 
 def _from_prose(msg: ParsedMessage, reader: str) -> DeliveryStatus:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from parsers.bounce import is_abuse_report, parse_dsn
@@ -193,3 +195,77 @@ def test_a_status_of_class_only_gives_way_to_the_remote_reply() -> None:
     )
     dsn = parse_dsn(parse_message(report(fields)))
     assert dsn is not None and dsn.status == "5.1.1"
+
+
+SES_BOUNCE = (
+    '{"notificationType":"Bounce","bounce":{"bounceType":"Transient","bounceSubType":"MailboxFull",'
+    f'"bouncedRecipients":[{{"emailAddress":"{INBOX}","action":"failed","status":"4.2.2",'
+    '"diagnosticCode":"smtp; 452 4.2.2 Mailbox full"}],"timestamp":"2026-11-23T10:00:00.000Z"},'
+    f'"mail":{{"source":"reports@provider.example","commonHeaders":{{"messageId":"{OUR_ID}",'
+    '"subject":"MHSS Support Plan"}}}\n'
+)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [SES_BOUNCE, '{"Type" : "Notification", "Message" : ' + json.dumps(SES_BOUNCE) + "}\n"],
+    ids=["bare", "in-an-sns-envelope"],
+)
+def test_an_amazon_ses_bounce_notification_is_a_bounce(body: str) -> None:
+    raw = raw_message(body, sender="SES <no-reply@sns.amazonaws.com>", subject="AWS Notification Message")
+    dsn = parse_dsn(parse_message(raw))
+    assert dsn is not None and dsn.reader == "ses"
+    assert (dsn.action, dsn.permanent, dsn.status, dsn.recipients) == ("failed", True, "4.2.2", (INBOX,))
+    assert dsn.original_message_id == OUR_ID
+
+
+def test_an_amazon_ses_delivery_or_complaint_notification_is_not_a_bounce() -> None:
+    for kind in ("Delivery", "Complaint"):
+        body = f'{{"notificationType":"{kind}","mail":{{"source":"reports@provider.example"}}}}\n'
+        raw = raw_message(body, sender="SES <no-reply@sns.amazonaws.com>", subject="AWS Notification Message")
+        assert parse_dsn(parse_message(raw)) is None
+
+
+def test_a_null_sender_with_the_original_attached_and_a_systems_words_is_a_bounce() -> None:
+    ctype, body = multipart(
+        [
+            (
+                "Content-Type: text/plain",
+                f"Your mail sent on: Mon, 23 Nov 2026\n  Could not be delivered to: <{INBOX}>\n",
+            ),
+            ("Content-Type: message/rfc822", ORIGINAL),
+        ]
+    )
+    raw = raw_message(
+        body,
+        sender="no-reply@carrier.example",
+        subject="Mail",
+        content_type=ctype,
+        headers=(("Return-Path", "<>"),),
+    )
+    dsn = parse_dsn(parse_message(raw))
+    assert dsn is not None and dsn.recipients == (INBOX,) and dsn.original_message_id == OUR_ID
+
+
+@pytest.mark.parametrize(
+    ("sender", "subject", "body"),
+    [
+        (
+            "System Administrator <postmaster@corp.example>",
+            "E",
+            f"Your message\n  Subject: MHSS\ndid not reach the following recipient(s):\n{INBOX} on Mon\n",
+        ),
+        (
+            "MAILER-DAEMON@mx.example",
+            "failed delivery",
+            f"Unable to deliver message to the following address(es).\n<{INBOX}>:\nConnection timed out\n",
+        ),
+        ("post_master@mx.example", "Re: MHSS", "Error: Invalid user address\n550 - no such user here\n"),
+        ("no-reply@carrier.example.jp", "メールエラー通知", f"Could not be delivered to: <{INBOX}>\n"),
+    ],
+    ids=["exchange-did-not-reach", "unable-to-deliver", "post_master", "japanese-subject"],
+)
+def test_more_mail_systems_own_shapes(sender: str, subject: str, body: str) -> None:
+    raw = raw_message(body, sender=sender, subject=subject, headers=(("Return-Path", "<>"),))
+    result = classify(parse_message(raw))
+    assert result.kind is Kind.BOUNCE and result.dsn is not None and result.dsn.action == "failed"
