@@ -25,7 +25,7 @@ from sqlmodel import Session
 from mailroom.core.config import Settings, listen_address
 from mailroom.service.outage import current_outages, last_contact
 from mailroom.service.send_tally import send_counts
-from mailroom.service.status import stale_after
+from mailroom.service.status import seen
 from mailroom.store import overview
 
 log = logging.getLogger(__name__)
@@ -69,12 +69,13 @@ class MailroomCollector(Collector):
                 ),
                 overview.inbound_by_kind_and_state(session),
             )
+            clocks = overview.clocks_by_kind_and_state(session)
             yield _labelled(
                 GaugeMetricFamily("mailroom_clocks", "Clocks by kind and state", labels=["kind", "state"]),
-                overview.clocks_by_kind_and_state(session),
+                clocks,
             )
             breaches = GaugeMetricFamily("mailroom_clock_breaches", "Clocks breached and not yet closed")
-            breaches.add_metric([], len(overview.breached_clocks(session)))
+            breaches.add_metric([], sum(n for (_, state), n in clocks.items() if state in overview.BREACHED))
             yield breaches
             review = GaugeMetricFamily("mailroom_review_waiting", "Inbound messages waiting for a person")
             review.add_metric([], overview.count_waiting_for_review(session))
@@ -93,9 +94,9 @@ class MailroomCollector(Collector):
         if sent is not None:
             last.add_metric([], sent.timestamp())
         yield last
-        running = GaugeMetricFamily("mailroom_daemons_running", "Daemons with a fresh heartbeat")
-        fresh = self.wall() - stale_after(self.settings)
-        running.add_metric([], sum(1 for i in instances if i.stopped_at is None and i.heartbeat_at >= fresh))
+        running = GaugeMetricFamily("mailroom_daemons_running", "Daemons running, as `mailroom status` says")
+        wall = self.wall()
+        running.add_metric([], sum(seen(i, wall, self.settings).running for i in instances))
         yield running
 
     def _from_process(self) -> Iterator[Metric]:

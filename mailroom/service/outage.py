@@ -76,7 +76,6 @@ class OutageLog:
         self.channel = channel or what
         self.failures = 0
         self.since: datetime | None = None
-        self.last_ok: datetime | None = None
         self.error = ""
         self._log = logger or log
         self._board = board
@@ -103,8 +102,7 @@ class OutageLog:
         self.failures = 0
         self.since = None
         self.error = ""
-        self.last_ok = datetime.now(UTC)
-        self._board.contact(self.channel, self.last_ok)
+        self._board.contact(self.channel)
 
 
 def current_outages() -> list[Outage]:

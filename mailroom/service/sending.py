@@ -250,7 +250,7 @@ class Outbox(SendRecords):
         except SendError as exc:
             count_send(exc)
             raise
-        count_send(None)
+        count_send(None, code=receipt.code)
         return receipt
 
     # -- claiming ----------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ stopped; on its own host a process that is gone counts as not running at once, w
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,6 +19,7 @@ from mailroom.core.health import OutageSeen, problems
 from mailroom.core.workdays import WorkCalendar
 from mailroom.edges.process import ProcessIdentity, is_alive
 from mailroom.store import overview
+from mailroom.store.engine import current_revision
 from mailroom.store.models import DaemonInstance
 
 
@@ -82,17 +83,19 @@ def read_status(
     """`now` is the programme's time (clocks); `wall` the real time (heartbeats), equal outside tests."""
     today = now.astimezone(calendar.tz).date()
     horizon = calendar.end_of_day(calendar.shift_working_days(today, settings.digest.days_ahead))
+    # Before the session: on SQLite every transaction begins IMMEDIATE, so a second connection would wait.
+    schema = current_revision(engine)
     with Session(engine) as session:
         instances = overview.recent_instances(session)
-        daemons = [_seen(row, wall, settings) for row in instances]
-        running = [row for row, seen in zip(instances, daemons, strict=True) if seen.running]
+        daemons = [seen(row, wall, settings) for row in instances]
+        running = [row for row, view in zip(instances, daemons, strict=True) if view.running]
         outages = [o for row in running for o in row.outages]
         due = overview.clocks_due_by(session, horizon)
         escalations = overview.escalations_by_kind(session, since=now - timedelta(days=7))
         report = StatusReport(
             now=now,
             config=config,
-            schema=overview.schema_version(session),
+            schema=schema,
             daemons=daemons,
             last_send_at=overview.last_sent(session),
             smtp_contact_at=max((r.smtp_contact_at for r in instances if r.smtp_contact_at), default=None),
@@ -104,7 +107,7 @@ def read_status(
             due_today=sum(1 for c in due if c.due_at.astimezone(calendar.tz).date() <= today),
             due_soon=len(due),
             days_ahead=settings.digest.days_ahead,
-            breached=len(overview.breached_clocks(session)),
+            breached=overview.count_breached_clocks(session),
             escalations_7d=escalations.get("escalation", 0),
             reminders_7d=escalations.get("reminder", 0),
         )
@@ -117,14 +120,15 @@ def read_status(
         review_waiting=report.review_waiting,
         breached=report.breached,
     )
-    return StatusReport(**{**report.__dict__, "problems": found})
+    return replace(report, problems=found)
 
 
 def stale_after(settings: Settings) -> timedelta:
     return timedelta(seconds=max(3 * settings.daemon.heartbeat_seconds, 45))
 
 
-def _seen(row: DaemonInstance, wall: datetime, settings: Settings) -> DaemonSeen:
+def seen(row: DaemonInstance, wall: datetime, settings: Settings) -> DaemonSeen:
+    """Whether that daemon runs now, and why not: the one definition status and the metrics share."""
     identity = ProcessIdentity(row.id, row.host, row.boot_id, row.pid, row.process_started)
     if row.stopped_at is not None:
         running, note = False, "stopped"

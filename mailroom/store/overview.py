@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
 from mailroom.core.deadlines import ClockState
@@ -95,14 +94,10 @@ def clocks_due_by(session: Session, until: datetime) -> list[DueClock]:
     return [_due(clock, ref) for clock, ref in session.exec(query).all()]
 
 
-def breached_clocks(session: Session) -> list[DueClock]:
-    query = (
-        select(Clock, Case.case_ref)
-        .join(Case, col(Case.id) == Clock.case_id)
-        .where(col(Clock.state).in_(BREACHED))
-        .order_by(col(Clock.due_at), col(Clock.id))
-    )
-    return [_due(clock, ref) for clock, ref in session.exec(query).all()]
+def count_breached_clocks(session: Session) -> int:
+    """Clocks breached and not yet closed (escalated ones included)."""
+    query = select(func.count()).select_from(Clock).where(col(Clock.state).in_(BREACHED))
+    return int(session.exec(query).one())
 
 
 def _due(clock: Clock, case_ref: str) -> DueClock:
@@ -179,11 +174,3 @@ def recent_instances(session: Session, *, limit: int = 10) -> Sequence[DaemonIns
 
 def last_digest(session: Session) -> Digest | None:
     return session.exec(select(Digest).order_by(col(Digest.day).desc()).limit(1)).first()
-
-
-def schema_version(session: Session) -> str | None:
-    try:
-        found = session.connection().execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
-    except sa.exc.DBAPIError:
-        return None
-    return str(found) if found is not None else None
