@@ -55,10 +55,10 @@ _ACTION_WORDS = {
 _STATUS = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?![\d.]*\d)")
 # An SMTP reply line: "550 5.1.1 <a@b>: ...", "552-5.2.2 ...", "#550 5.4.1 ...", "550 User unknown".
 _SMTP_REPLY = re.compile(r"(?<![\w.])#?([45][0-5]\d)(?:[ -]+([45]\.\d{1,3}\.\d{1,3}))?[ -]+\S[^\n]{2,}")
-# The lookbehind keeps a greedy prefix from starting an address mid-word ("accesstowork.mhs" + "s@...").
 # The same at the start of a line, after at most a short label ("Reason:", "Remote response:", "Причина:").
 _SMTP_REPLY_LINE = re.compile(r"^[ \t]*(?:[^\W\d][\w ]{0,24}:[ \t]*)?#?[45][0-5]\d[ -]+\S", re.MULTILINE)
 _LOCAL_CHAR = r"A-Za-z0-9.!#$%&'*+/=?^_`{|}~-"
+# The lookbehind keeps a greedy prefix from starting an address mid-word ("accesstowork.mhs" + "s@...").
 _ADDR = rf"(?<![{_LOCAL_CHAR}])[{_LOCAL_CHAR}]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
 _ANY_ADDRESS = re.compile(_ADDR)
 
@@ -321,9 +321,9 @@ def _prose_reader(msg: ParsedMessage, *, has_report: bool) -> str | None:
     """Which reader recognises this as a bounce (a vendor's name, or "smtp-reply"), or None."""
     subject = msg.subject
     bounce_subject = bool(_BOUNCE_SUBJECT.match(subject))
-    if _REPLY_PREFIX.match(subject) and not _from_mail_system(msg):
-        return None  # a person's reply or forward about a bounce is a person's mail
     system = _from_mail_system(msg)
+    if _REPLY_PREFIX.match(subject) and not system:
+        return None  # a person's reply or forward about a bounce is a person's mail
     carries_original = any(a.content_type in _ORIGINAL_TYPES for a in msg.attachments)
     head = msg.new_text[:20_000] or msg.text[:20_000]
     vendor = next((name for name, shape in _VENDOR_SHAPES if shape.search(head)), None)
