@@ -7,6 +7,7 @@ must run everything.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -64,6 +65,19 @@ def secret_file(root: Path, name: str, value: str) -> str:
     path.write_text(value)
     path.chmod(0o600)
     return str(path)
+
+
+def own_folders(server: Dovecot, prefix: str) -> tuple[str, dict[str, str]]:
+    """A fresh folder for one test on the shared Dovecot, and the [imap] keys that read it."""
+    folder = f"{prefix}{uuid.uuid4().hex[:10]}"
+    with server.session(ALICE) as client:
+        client.create_folder(folder)
+    keys = {
+        "inbox_folder": folder,
+        "processed_folder": f"{folder}/Processed",
+        "quarantine_folder": f"{folder}/Quarantine",
+    }
+    return folder, keys
 
 
 @pytest.fixture

@@ -17,8 +17,9 @@ from email import message_from_bytes
 import pytest
 
 from tests.conftest import Env
+from tests.integration.conftest import own_folders
 from tests.support.busy import BusyResult, run_busy
-from tests.support.dovecot import ALICE, Dovecot
+from tests.support.dovecot import Dovecot
 from tests.support.postgres import Postgres
 from tests.support.smtpd import SmtpServer
 
@@ -29,16 +30,10 @@ DWP = "accesstowork.mhss@dwp.gov.uk"
 
 
 def busy_env(make_daemon_env: Callable[..., Env], dovecot: Dovecot, **store: str) -> tuple[Env, str]:
-    folder = f"B{uuid.uuid4().hex[:10]}"
-    with dovecot.session(ALICE) as client:
-        client.create_folder(folder)
+    folder, folders = own_folders(dovecot, "B")
     env = make_daemon_env(
         mailbox=dovecot,
-        imap={
-            "inbox_folder": folder,
-            "processed_folder": f"{folder}/Processed",
-            "quarantine_folder": f"{folder}/Quarantine",
-        },
+        imap=folders,
         outbox={"poll_seconds": 0.5},
         **({"store": store} if store else {}),
     )

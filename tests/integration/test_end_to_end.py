@@ -25,6 +25,7 @@ from mailroom.edges.configfile import load_settings
 from mailroom.harness import dwp
 from mailroom.harness.gpg import GpgHome
 from tests.conftest import Env
+from tests.integration.conftest import own_folders
 from tests.support import ndr, pdfs
 from tests.support.dovecot import ALICE, Dovecot
 from tests.support.smtpd import SmtpServer
@@ -88,17 +89,8 @@ class World:
 
 @pytest.fixture
 def world(make_daemon_env: Callable[..., Env], relay: SmtpServer, dovecot: Dovecot) -> World:
-    folder = f"T{uuid.uuid4().hex[:10]}"
-    with dovecot.session(ALICE) as client:
-        client.create_folder(folder)
-    env = make_daemon_env(
-        mailbox=dovecot,
-        imap={
-            "inbox_folder": folder,
-            "processed_folder": f"{folder}/Processed",
-            "quarantine_folder": f"{folder}/Quarantine",
-        },
-    )
+    folder, folders = own_folders(dovecot, "T")
+    env = make_daemon_env(mailbox=dovecot, imap=folders)
     assert env.run("case", "add", "MH-100001").code == 0
     return World(env, relay, dovecot, folder)
 
@@ -348,18 +340,12 @@ def test_a_recreated_folder_is_read_again_but_nothing_is_applied_twice(world: Wo
 def test_when_gpg_cannot_store_mail_nothing_is_read_until_it_can(
     make_daemon_env: Callable[..., Env], dovecot: Dovecot, caplog: pytest.LogCaptureFixture
 ) -> None:
-    folder = f"T{uuid.uuid4().hex[:10]}"
-    with dovecot.session(ALICE) as client:
-        client.create_folder(folder)
+    folder, folders = own_folders(dovecot, "T")
     with GpgHome() as home:
         key = home.generate_key("records@provider.example")
         env = make_daemon_env(
             mailbox=dovecot,
-            imap={
-                "inbox_folder": folder,
-                "processed_folder": f"{folder}/P",
-                "quarantine_folder": f"{folder}/Q",
-            },
+            imap=folders,
             gpg={"home": str(home.path), "recipients": [key.fingerprint]},
         )
         dovecot.append(

@@ -16,13 +16,12 @@ copied into docs/imap.md.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from tests.conftest import Env
-from tests.integration.conftest import unavailable
+from tests.integration.conftest import own_folders, unavailable
 from tests.support.dovecot import ALICE, ServerUnavailable
 from tests.support.faultproxy import FaultProxy
 from tests.support.imapfaults import (
@@ -70,19 +69,8 @@ def rig(
     proxy: FaultProxy,
     caplog: pytest.LogCaptureFixture,
 ) -> Iterator[Rig]:
-    folder = f"F{uuid.uuid4().hex[:10]}"
-    with server.session(ALICE) as client:
-        client.create_folder(folder)
-    env = make_daemon_env(
-        mailbox=server,
-        imap={
-            "port": proxy.port,
-            "timeout_seconds": TIMEOUT,
-            "inbox_folder": folder,
-            "processed_folder": f"{folder}/Processed",
-            "quarantine_folder": f"{folder}/Quarantine",
-        },
-    )
+    folder, folders = own_folders(server, "F")
+    env = make_daemon_env(mailbox=server, imap={"port": proxy.port, "timeout_seconds": TIMEOUT, **folders})
     assert env.run("case", "add", CASE).code == 0
     setup = Rig(env, relay, server, proxy, folder)
     setup.send_reports()
