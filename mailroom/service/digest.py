@@ -42,10 +42,6 @@ def send_digest_if_due(
     day = digest_day(settings, calendar, now)
     if day is None:
         return False
-    # A plain read first: every sweep after the day's digest stops here, without SQLite's write lock.
-    with Session(engine) as session:
-        if session.get(Digest, day) is not None:
-            return False
     try:
         with Session(engine, expire_on_commit=False) as session, session.begin():
             if session.get(Digest, day) is not None:
