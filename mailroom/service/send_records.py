@@ -233,39 +233,30 @@ class SendRecords:
             return None
         return row
 
-    def recover_orphans(self) -> int:
-        """Claims whose owner is gone (killed, crashed, an earlier boot) go back now, not after the lease."""
-        now = self.now()
+    def hand_back_orphans(self, session: Session, *, now: datetime) -> Counter[str]:
+        """Claims whose owner is gone (killed, crashed, an earlier boot) go back now, not after the lease;
+        counted by owner, for the caller to log once committed."""
         recovered: Counter[str] = Counter()
-        with transaction(self.engine) as session:
-            subs = session.exec(
-                select(Submission).where(
-                    Submission.state == SubmissionState.SENDING, col(Submission.claimed_by).is_not(None)
-                )
-            ).all()
-            notices = session.exec(
-                select(Notice).where(Notice.state == "sending", col(Notice.claimed_by).is_not(None))
-            ).all()
-            rows: list[Submission | Notice] = [*subs, *notices]
-            gone = gone_owners(session, {row.claimed_by or "" for row in rows}, me=self.owner)
-            for row in rows:
-                owner = gone.get(row.claimed_by or "")
-                if owner is None:
-                    continue
-                row.lease_until, row.next_attempt_at, row.claimed_by = None, now, None
-                who = f"pid {owner.pid} on {owner.host}"
-                detail = {
-                    "note": "resent after a crash (owner gone)",
-                    "message_id": row.message_id,
-                    "owner": who,
-                }
-                self._move(session, row, "queued", now=now, action="owner-gone", detail=detail)
-                recovered[who] += 1
-        for who, count in recovered.items():
-            log.warning(
-                "%d message(s) claimed by a daemon that is gone (%s) went back to the queue", count, who
+        subs = session.exec(
+            select(Submission).where(
+                Submission.state == SubmissionState.SENDING, col(Submission.claimed_by).is_not(None)
             )
-        return recovered.total()
+        ).all()
+        notices = session.exec(
+            select(Notice).where(Notice.state == "sending", col(Notice.claimed_by).is_not(None))
+        ).all()
+        rows: list[Submission | Notice] = [*subs, *notices]
+        gone = gone_owners(session, {row.claimed_by or "" for row in rows}, me=self.owner)
+        for row in rows:
+            owner = gone.get(row.claimed_by or "")
+            if owner is None:
+                continue
+            row.lease_until, row.next_attempt_at, row.claimed_by = None, now, None
+            who = f"pid {owner.pid} on {owner.host}"
+            detail = {"note": "resent after a crash (owner gone)", "message_id": row.message_id, "owner": who}
+            self._move(session, row, "queued", now=now, action="owner-gone", detail=detail)
+            recovered[who] += 1
+        return recovered
 
     def _move(self, session: Session, row: Submission | Notice, target: str, **kw: Any) -> None:
         if isinstance(row, Notice):

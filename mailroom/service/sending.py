@@ -258,10 +258,11 @@ class Outbox(SendRecords):
     def recover_leases(self) -> int:
         """Rows whose worker died mid-send go back to the queue with their Message-ID: at once when their
         owner is gone (claim_owners), else when their lease runs out."""
-        orphans = self.recover_orphans()
         now = self.now()
         recovered = 0
         with transaction(self.engine) as session:
+            # One transaction for both: this runs at the top of every outbox pass.
+            orphans = self.hand_back_orphans(session, now=now)
             for sub in session.exec(
                 select(Submission).where(
                     Submission.state == SubmissionState.SENDING, col(Submission.lease_until) < now
@@ -286,9 +287,13 @@ class Outbox(SendRecords):
                 notice.next_attempt_at = now
                 move_notice(session, notice, "queued", now=now, action="lease-expired")
                 recovered += 1
+        for who, count in orphans.items():
+            log.warning(
+                "%d message(s) claimed by a daemon that is gone (%s) went back to the queue", count, who
+            )
         if recovered:
             log.warning("%d message(s) were resent after an unconfirmed attempt", recovered)
-        return orphans + recovered
+        return orphans.total() + recovered
 
     def claim(self, limit: int) -> list[Claim]:
         now = self.now()
