@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -79,20 +80,38 @@ def case_import(cli: Cli, csv_file: Path, force: bool, as_json: bool) -> None:
         out.print(f"{count} case(s) imported")
 
 
+# A case's newest reports on screen; one with hundreds would fill pages of the terminal (--json has all).
+SUBMISSIONS_SHOWN = 50
+TIMELINES_SHOWN = 10
+OPEN_CLOCK_STATES = frozenset({"running", "breached", "escalated"})
+
+
 @case_group.command("show")
 @click.argument("case_ref")
+@click.option(
+    "--timelines",
+    type=click.IntRange(min=0),
+    default=TIMELINES_SHOWN,
+    show_default=True,
+    help="Timelines of the newest N submissions on screen.",
+)
+@click.option("--all", "show_all", is_flag=True, help="Every submission, timeline and clock on screen.")
 @json_option
 @pass_cli
-def case_show(cli: Cli, case_ref: str, as_json: bool) -> None:
-    """A case with its submissions and their timelines, clocks and escalations."""
+def case_show(cli: Cli, case_ref: str, timelines: int, show_all: bool, as_json: bool) -> None:
+    """A case with its submissions and their timelines, clocks and escalations: the newest on screen,
+    everything with --all or --json."""
     from mailroom.service.views import case_view
 
-    view = case_view(cli.reader(), case_ref)
+    view = case_view(cli.reader(), case_ref, timelines=None if as_json or show_all else timelines)
     if as_json:
         print_json(view)
         return
     flags = " (restricted)" if view["restricted"] else ""
     out.print(f"[bold]{view['case_ref']}[/bold]{flags}")
+    submissions = view["submissions"] if show_all else view["submissions"][-SUBMISSIONS_SHOWN:]
+    listed = {s["id"] for s in submissions}
+    clocks = [c for c in view["clocks"] if c["submission_id"] in listed]
     print_table(
         "Submissions",
         ["id", "type", "v", "state", "sent", "acknowledged", "rejected", "reasons"],
@@ -107,23 +126,23 @@ def case_show(cli: Cli, case_ref: str, as_json: bool) -> None:
                 s["rejected_at"],
                 ", ".join(s["rejection_reasons"]),
             ]
-            for s in view["submissions"]
+            for s in submissions
         ],
     )
-    for s in view["submissions"]:
+    for s in submissions:
         if s.get("timeline"):
             print_table(
                 f"Timeline of submission {s['id']}",
                 ["at", "event", "from", "to", "by"],
                 [[e["at"], e["action"], e["from"], e["to"], e["actor"]] for e in s["timeline"]],
             )
-    if view["clocks"]:
+    if clocks:
         print_table(
             "Clocks",
             ["kind", "state", "started", "due", "submission", "calendar"],
             [
                 [c["kind"], c["state"], c["started_at"], c["due_at"], c["submission_id"], c["calendar"]]
-                for c in view["clocks"]
+                for c in clocks
             ],
         )
     if view["escalations"]:
@@ -132,6 +151,24 @@ def case_show(cli: Cli, case_ref: str, as_json: bool) -> None:
             ["level", "kind", "sent", "to"],
             [[e["level"], e["kind"], e["sent_at"], ", ".join(e["to"])] for e in view["escalations"]],
         )
+    _say_what_is_not_shown(view, submissions, listed)
+
+
+def _say_what_is_not_shown(view: dict[str, Any], submissions: list[Any], listed: set[int]) -> None:
+    older = len(view["submissions"]) - len(submissions)
+    untold = 0 if view["restricted"] else sum("timeline" not in s for s in submissions)
+    hidden = [c for c in view["clocks"] if c["submission_id"] not in listed]
+    still_open = sum(c["state"] in OPEN_CLOCK_STATES for c in hidden)
+    parts = [
+        f"{older} older submission(s)" if older else "",
+        f"{untold} timeline(s)" if untold else "",
+        f"{len(hidden)} clock(s) of older submissions" if hidden else "",
+    ]
+    if still_open:
+        parts.append(f"`mailroom clocks` lists every open clock ({still_open} on this case)")
+    if any(parts):
+        what = ", ".join(p for p in parts if p)
+        out.print(f"[dim]not shown: {what}; --timelines N, --all or --json show them[/dim]")
 
 
 @click.command("submit")

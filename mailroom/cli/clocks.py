@@ -33,11 +33,11 @@ def clocks(cli: Cli, as_of: str | None, limit: int | None, after: int | None, as
     from mailroom.service.views import clock_policy, clock_preview
 
     calendar, policy = cli.calendar(), clock_policy(cli.settings())
-    engine = cli.reader()
+    reader = cli.reader()
     day = parse_date(as_of) if as_of else cli.now(None)().astimezone(calendar.tz).date()
 
     def preview(key: int | None, n: int) -> Page[Any]:
-        return clock_preview(engine, policy, calendar, day, after=key, limit=n)
+        return clock_preview(reader, policy, calendar, day, after=key, limit=n)
 
     if as_json:
         every = pages(preview, after, limit)
@@ -72,11 +72,11 @@ def escalations(cli: Cli, limit: int | None, after: int | None, as_json: bool) -
     """Reminders and escalations fired, newest first, a page at a time (`--after` the last id shown)."""
     from mailroom.service.views import escalations_page
 
-    engine = cli.reader()
+    reader = cli.reader()
     if as_json:
-        stream_json(pages(lambda key, n: escalations_page(engine, after=key, limit=n), after, limit))
+        stream_json(pages(lambda key, n: escalations_page(reader, after=key, limit=n), after, limit))
         return
-    page = escalations_page(engine, after=after, limit=limit or DEFAULT_LIMIT)
+    page = escalations_page(reader, after=after, limit=limit or DEFAULT_LIMIT)
     rows = page.rows
     print_table(
         "Escalations",

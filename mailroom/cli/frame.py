@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # imported by the commands that use them: `mailroom --help` l
     from mailroom.service.clocks import ClockKeeper
     from mailroom.service.inbound import Inbox
     from mailroom.service.mailroom import Mailroom
+    from mailroom.store.readonly import ReadOnly
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -53,7 +54,8 @@ class Cli:
     _mailroom: Mailroom | None = field(default=None, repr=False)
     _clocks: ClockKeeper | None = field(default=None, repr=False)
     _engines: list[Engine] = field(default_factory=list, repr=False)
-    _reader: Engine | None = field(default=None, repr=False)
+    _reader: ReadOnly | None = field(default=None, repr=False)
+    _checked: Engine | None = field(default=None, repr=False)
     _calendar: WorkCalendar | None = field(default=None, repr=False)
 
     def settings(self) -> Settings:
@@ -102,6 +104,8 @@ class Cli:
             self._mailroom.engine.dispose()
         for engine in self._engines:
             engine.dispose()
+        if self._reader is not None:
+            self._reader.close()
 
     def engine(self) -> Engine:
         from mailroom.store.engine import make_engine
@@ -110,16 +114,32 @@ class Cli:
         self._engines.append(engine)
         return engine
 
-    def reader(self) -> Engine:
-        """The engine for a read-only command (a listing, `case show`, `status`): the schema checked and
-        nothing else built, so it loads no daemon wiring, no writing service and no gpg (issue 13)."""
+    def reader(self) -> ReadOnly:
+        """The connection for a command that only looks (a listing, `case show`): the schema checked and
+        nothing else built. Plain sqlite3 or psycopg, so it loads no SQLAlchemy, no models, no daemon
+        wiring and no gpg (issue 13), and on SQLite it never waits for the daemon's write lock."""
         if self._reader is None:
+            from mailroom.store.readonly import SCHEMA_HEAD, ReadOnly, require_schema
+
+            reader = ReadOnly.open(self.settings().store.url) or ReadOnly.of_engine(self.engine())
+            try:
+                with reader.snapshot():
+                    require_schema(reader, SCHEMA_HEAD)
+            except BaseException:
+                reader.close()
+                raise
+            self._reader = reader
+        return self._reader
+
+    def checked_engine(self) -> Engine:
+        """An engine with the schema checked, for `status`, which reads through the ORM."""
+        if self._checked is None:
             from mailroom.store.engine import require_current_schema
 
             engine = self.engine()
             require_current_schema(engine)
-            self._reader = engine
-        return self._reader
+            self._checked = engine
+        return self._checked
 
     def calendar(self) -> WorkCalendar:
         """The work calendar alone, for the commands that count working days but send nothing."""
@@ -288,7 +308,7 @@ def fault_line(exc: BaseException) -> str | None:
     sa_exc = sys.modules.get("sqlalchemy.exc")
     if sa_exc is not None and isinstance(exc, sa_exc.DBAPIError):
         # Read-only, locked past the busy timeout, a server gone; the transaction was rolled back.
-        from mailroom.store.engine import database_failure
+        from mailroom.store.readonly import database_failure
 
         return database_failure(exc)
     crypto = sys.modules.get("outbox.errors")

@@ -102,11 +102,11 @@ def inbox_group(
     assert cli is not None
     from mailroom.service.views import inbox_page
 
-    engine = cli.reader()
+    reader = cli.reader()
     if as_json:
-        stream_json(pages(lambda key, n: inbox_page(engine, state=state, after=key, limit=n), after, limit))
+        stream_json(pages(lambda key, n: inbox_page(reader, state=state, after=key, limit=n), after, limit))
         return
-    page = inbox_page(engine, state=state, after=after, limit=limit or DEFAULT_LIMIT)
+    page = inbox_page(reader, state=state, after=after, limit=limit or DEFAULT_LIMIT)
     rows = page.rows
     print_table(
         "Inbox",

@@ -33,11 +33,11 @@ def queue_group(
         return
     from mailroom.service.views import queue_page
 
-    engine = ctx.find_object(Cli).reader()  # type: ignore[union-attr]
+    reader = ctx.find_object(Cli).reader()  # type: ignore[union-attr]
     if as_json:
-        stream_json(pages(lambda key, n: queue_page(engine, state=state, after=key, limit=n), after, limit))
+        stream_json(pages(lambda key, n: queue_page(reader, state=state, after=key, limit=n), after, limit))
         return
-    page = queue_page(engine, state=state, after=after, limit=limit or DEFAULT_LIMIT)
+    page = queue_page(reader, state=state, after=after, limit=limit or DEFAULT_LIMIT)
     rows = page.rows
     print_table(
         "Queue",

@@ -50,7 +50,7 @@ def status(cli: Cli, as_json: bool) -> int:
     from mailroom.service.status import read_status
 
     settings = cli.settings()
-    engine = cli.reader()
+    engine = cli.checked_engine()
     report = read_status(
         engine,
         settings,

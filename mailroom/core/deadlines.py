@@ -60,6 +60,9 @@ CLOCK_MOVES: Final[Mapping[ClockState, frozenset[ClockState]]] = {
     C.CANCELLED: frozenset(),
 }
 
+# Not yet met or cancelled: what `clocks` lists and the sweep looks at.
+OPEN_STATES: Final = (C.RUNNING, C.BREACHED, C.ESCALATED)
+
 # The decision clock only ever closes; the others keep escalating after the breach.
 _ACTIVE_STATES: Final[Mapping[ClockKind, frozenset[ClockState]]] = {
     ClockKind.ACKNOWLEDGEMENT: frozenset({C.RUNNING, C.BREACHED, C.ESCALATED}),

@@ -17,12 +17,13 @@ from sqlmodel import Session
 
 from mailroom.core.config import Settings
 from mailroom.core.errors import Conflict, InputError
-from mailroom.core.identity import nino_hmac
+from mailroom.core.identity import nino_hmac, normalise_case_ref
 from mailroom.edges.configfile import read_secret
-from mailroom.service.views import case_view, refuse_if_erased
+from mailroom.service.views import case_view
 from mailroom.store import queries
 from mailroom.store.engine import transaction
 from mailroom.store.models import Case
+from mailroom.store.readonly import ReadOnly
 from parsers.errors import InvalidNino
 from parsers.nino import normalise_nino
 
@@ -65,7 +66,7 @@ class CaseDesk:
         return len(rows)
 
     def _add_case(self, session: Session, new: NewCase, *, actor: str, force: bool) -> Case:
-        case_ref = queries.normalise_case_ref(new.case_ref)
+        case_ref = normalise_case_ref(new.case_ref)
         if not self._case_ref.fullmatch(case_ref):
             raise InputError(
                 f"case reference {case_ref!r} does not match [matching] case_ref_pattern "
@@ -73,7 +74,7 @@ class CaseDesk:
             )
         if queries.get_case(session, case_ref) is not None:
             raise Conflict(f"case {case_ref} exists already")
-        refuse_if_erased(session, case_ref)
+        queries.refuse_if_erased(session, case_ref)
         digest = self._nino_digest(new.nino) if new.nino else None
         if digest and queries.cases_by_nino_hmac(session, digest) and not force:
             # Memo 08 §4.62: a customer can be on the programme only once.
@@ -132,7 +133,8 @@ class CaseDesk:
 
     def case_view(self, case_ref: str) -> dict[str, Any]:
         """`case show REF --json` (design.md §8), plus each submission's timeline."""
-        return case_view(self.engine, case_ref)
+        with ReadOnly.of_engine(self.engine) as reader:
+            return case_view(reader, case_ref)
 
 
 def _read_case_csv(path: Path) -> Iterator[tuple[int, NewCase]]:

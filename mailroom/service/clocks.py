@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 
 from mailroom.core.config import Settings
 from mailroom.core.deadlines import (
+    OPEN_STATES,
     ActionKind,
     ClockKind,
     ClockSnapshot,
@@ -37,23 +38,17 @@ from mailroom.core.errors import ConfigError
 from mailroom.core.states import SUBMISSION_MOVES, SubmissionState
 from mailroom.core.workdays import WorkCalendar
 from mailroom.service.notices import queue_notice
-from mailroom.service.views import (
-    Snapshots,
-    clock_policy,
-    clock_preview,
-    clock_snapshots,
-    work_calendar,
-)
+from mailroom.service.views import clock_policy, clock_preview, work_calendar
 from mailroom.service.wording import Wording
 from mailroom.store import audit, queries
 from mailroom.store.engine import transaction
-from mailroom.store.listings import CLOCK_ORDER, Page, active_clocks_listing
+from mailroom.store.listings import Page
 from mailroom.store.models import Case, Clock, Escalation, Submission
-from mailroom.store.sweep import could_fire
+from mailroom.store.readonly import ReadOnly
+from mailroom.store.sweep import could_fire, fired_levels, open_clocks
 
 log = logging.getLogger(__name__)
 ACTOR = "daemon:clocks"
-ACTIVE = (ClockState.RUNNING, ClockState.BREACHED, ClockState.ESCALATED)
 
 # What each clock waits for, in words for the notices.
 
@@ -128,7 +123,7 @@ def close_clocks(
 ) -> None:
     """Meet or cancel every active clock of a submission (of one kind, or all): running, breached and
     escalated alike, so nothing keeps escalating after a resubmission, a hold, a cancel or an erasure."""
-    query = select(Clock).where(Clock.submission_id == submission_id, col(Clock.state).in_(list(ACTIVE)))
+    query = select(Clock).where(Clock.submission_id == submission_id, col(Clock.state).in_(list(OPEN_STATES)))
     if kind is not None:
         query = query.where(Clock.kind == kind)
     for clock in session.exec(query).all():
@@ -283,22 +278,36 @@ class ClockKeeper:
     ) -> Page[dict[str, Any]]:
         """`mailroom clocks --as-of DATE`: a page of open clocks by due time, and what would fire on that
         day. Changes nothing."""
-        return clock_preview(engine, self.policy, self.calendar, as_of, after=after, limit=limit)
+        with ReadOnly.of_engine(engine) as reader:
+            return clock_preview(reader, self.policy, self.calendar, as_of, after=after, limit=limit)
 
     def _active(
         self, session: Session, *, lock: bool, now: datetime | None = None
     ) -> dict[int, tuple[ClockSnapshot, Clock, Case]]:
         """Open clocks; with `now`, only those that can have a level due by then (`could_fire`)."""
-        query = active_clocks_listing().rows().order_by(*CLOCK_ORDER)
+        query = open_clocks()
         if now is not None:
             query = query.where(could_fire(self.policy, self.calendar, now))
         if lock:
             # PostgreSQL: a second daemon waits here, then sees the levels this one recorded.
             query = query.with_for_update(of=Clock)
-        return self._snapshots(session, session.exec(query).all())
-
-    def _snapshots(self, session: Session, rows: Sequence[tuple[Clock, Case]]) -> Snapshots:
-        return clock_snapshots(session, rows)
+        rows = session.exec(query).all()
+        fired = fired_levels(session, [clock.id for clock, _ in rows if clock.id is not None])
+        result = {}
+        for clock, case in rows:
+            assert clock.id is not None
+            snap = ClockSnapshot(
+                id=clock.id,
+                kind=ClockKind(clock.kind),
+                state=ClockState(clock.state),
+                started_at=clock.started_at,
+                due_at=clock.due_at,
+                submission_id=clock.submission_id,
+                case_ref=case.case_ref,
+                fired_levels=fired.get(clock.id, frozenset()),
+            )
+            result[clock.id] = (snap, clock, case)
+        return result
 
     def _fire(self, session: Session, clock: Clock, case: Case, action: DueAction, *, now: datetime) -> str:
         sub = queries.get_submission(session, clock.submission_id)

@@ -23,12 +23,12 @@ from mailroom.service import views
 from mailroom.service.cases import CaseDesk, NewCase
 from mailroom.service.clocks import close_clocks
 from mailroom.service.notices import new_message_id
-from mailroom.service.views import refuse_if_erased
 from mailroom.store import audit, mi, queries
 from mailroom.store.documents import DocumentStore, StoredFile
 from mailroom.store.engine import transaction
 from mailroom.store.listings import Page
 from mailroom.store.models import Case, Document, Submission
+from mailroom.store.readonly import ReadOnly
 
 if TYPE_CHECKING:  # pdfplumber (behind parsers.preflight) costs ~17 MB: loaded when a PDF is first read
     from parsers.preflight import PreflightPolicy, PreflightReport
@@ -101,7 +101,7 @@ class Mailroom(CaseDesk):
             known = ", ".join(t.code for t in self.settings.report_types)
             raise InputError(f"unknown report type {report_type!r} (known: {known})")
         with transaction(self.engine) as session:
-            refuse_if_erased(session, case_ref)
+            queries.refuse_if_erased(session, case_ref)
             case = queries.require_case(session, case_ref)
             self._check_sendable_case(case)
             if supersedes is not None:
@@ -287,11 +287,13 @@ class Mailroom(CaseDesk):
 
     def queue(self, *, state: str | None = None, after: int | None = None, limit: int = 50) -> Page[Any]:
         """`mailroom queue`: a page of submissions by id, and how many follow it."""
-        return views.queue_page(self.engine, state=state, after=after, limit=limit)
+        with ReadOnly.of_engine(self.engine) as reader:
+            return views.queue_page(reader, state=state, after=after, limit=limit)
 
     def escalations(self, *, after: int | None = None, limit: int = 50) -> Page[Any]:
         """Reminders and escalations fired, newest first, with the state of each notice: one page."""
-        return views.escalations_page(self.engine, after=after, limit=limit)
+        with ReadOnly.of_engine(self.engine) as reader:
+            return views.escalations_page(reader, after=after, limit=limit)
 
     def management_information(self, start: date | None, end: date | None) -> dict[str, Any]:
         """`report mi`: submissions created in [start, end] (whole days, UTC), summarised."""

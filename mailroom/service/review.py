@@ -25,6 +25,7 @@ from mailroom.store import queries
 from mailroom.store.engine import transaction
 from mailroom.store.listings import Page
 from mailroom.store.models import Case, InboundMessage, Submission
+from mailroom.store.readonly import ReadOnly
 from parsers.types import NOTICE_KINDS, Classification, ClassifyPolicy, Kind
 
 Now = Callable[[], datetime]
@@ -123,7 +124,8 @@ class ReviewDesk:
 
     def listing(self, *, state: str | None, after: int | None = None, limit: int = 50) -> Page[Any]:
         """`mailroom inbox`: a page of messages waiting for a person by default, or of those in `state`."""
-        return inbox_page(self.engine, state=state, after=after, limit=limit)
+        with ReadOnly.of_engine(self.engine) as reader:
+            return inbox_page(reader, state=state, after=after, limit=limit)
 
     def _submission(
         self, session: Session, case: Case, submission_id: int | None, row: InboundMessage

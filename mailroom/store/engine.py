@@ -7,7 +7,6 @@ same code, chosen by the URL.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,11 +18,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from mailroom.core.errors import DatabaseUnavailable, StoreError
+from mailroom.store.readonly import (
+    SCHEMA_HEAD as SCHEMA_HEAD,
+)  # re-exported: migrations and tests read it here
+from mailroom.store.readonly import database_failure, file_write_problem
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-# The newest migration. The daemon checks the schema against it without importing Alembic (~11 MB);
-# tests/unit/test_store.py keeps it equal to the migrations folder's head.
-SCHEMA_HEAD = "0006"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
@@ -142,27 +142,8 @@ def describe_failure(engine: Engine, exc: Exception) -> str:
     return database_failure(exc, sqlite_write_problem(engine))
 
 
-def database_failure(exc: Exception, hint: str | None = None) -> str:
-    """`cannot use the database: <the driver's first line> (<the cause, if known>)`."""
-    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
-    hint = hint or next(iter(getattr(exc, "__notes__", ())), None)
-    return f"cannot use the database: {reason}" + (f" ({hint})" if hint else "")
-
-
 def sqlite_write_problem(engine: Engine) -> str | None:
     """Why this process cannot write the SQLite database, if the file system or file modes say so."""
     if engine.dialect.name != "sqlite" or not engine.url.database or engine.url.database == ":memory:":
         return None
-    path = Path(engine.url.database)
-    folder = path.parent
-    try:
-        if os.statvfs(folder).f_flag & os.ST_RDONLY:
-            return f"{folder} is on a read-only file system"
-    except OSError as exc:
-        return f"{folder}: {exc.strerror}"
-    # Root passes os.access whatever the modes say; for anyone else this is the file mode's answer.
-    if path.exists() and not os.access(path, os.W_OK):
-        return f"the database file {path} is read-only for this user"
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return f"the database folder {folder} is read-only for this user"
-    return None
+    return file_write_problem(Path(engine.url.database))

@@ -11,6 +11,7 @@ from typing import Any
 from sqlmodel import Session, col, func, select
 
 from mailroom.core.errors import NotFound
+from mailroom.core.identity import case_ref_hash, erased_refusal, normalise_case_ref
 from mailroom.core.states import (
     DELIVERED,
     SENT_UNCONFIRMED,
@@ -23,21 +24,24 @@ from mailroom.store import audit
 from mailroom.store.models import (
     AuditEvent,
     Case,
-    Clock,
     Document,
-    Escalation,
     InboundMessage,
-    Notice,
     Submission,
+    Tombstone,
 )
-
-
-def normalise_case_ref(case_ref: str) -> str:
-    return case_ref.strip().upper()
 
 
 def get_case(session: Session, case_ref: str) -> Case | None:
     return session.exec(select(Case).where(Case.case_ref == normalise_case_ref(case_ref))).first()
+
+
+def refuse_if_erased(session: Session, case_ref: str) -> None:
+    """Conflict if this case was erased: nothing can be added or sent for it again."""
+    tombstone = session.exec(
+        select(Tombstone).where(Tombstone.case_ref_hash == case_ref_hash(case_ref))
+    ).first()
+    if tombstone is not None:
+        raise erased_refusal(case_ref, tombstone.erased_at, tombstone.request_ref)
 
 
 def require_case(session: Session, case_ref: str) -> Case:
@@ -117,21 +121,6 @@ def latest_version(session: Session, case_id: int, report_type: str) -> int:
         )
     ).one()
     return int(value or 0)
-
-
-def clocks_for_case(session: Session, case_id: int) -> Sequence[Clock]:
-    return session.exec(select(Clock).where(Clock.case_id == case_id).order_by(col(Clock.id))).all()
-
-
-def escalations_for_case(session: Session, case_id: int) -> Sequence[tuple[Escalation, Notice | None]]:
-    rows = session.exec(
-        select(Escalation, Notice)
-        .join(Clock, col(Clock.id) == col(Escalation.clock_id))
-        .join(Notice, col(Notice.id) == col(Escalation.notice_id), isouter=True)
-        .where(Clock.case_id == case_id)
-        .order_by(col(Escalation.id))
-    ).all()
-    return [(escalation, notice) for escalation, notice in rows]
 
 
 def add_audited(
@@ -235,26 +224,6 @@ def unconfirmed_attempts(session: Session, submission_ids: list[int]) -> dict[in
         assert event.entity_id is not None
         found.setdefault(event.entity_id, []).append(int(event.detail.get("attempt", 0)))
     return found
-
-
-def submission_timeline(session: Session, submission_id: int) -> list[dict[str, Any]]:
-    """The audit events of one submission, oldest first: the evidence an auditor asks for."""
-    events = session.exec(
-        select(AuditEvent)
-        .where(AuditEvent.entity == "submission", AuditEvent.entity_id == submission_id)
-        .order_by(col(AuditEvent.seq))
-    ).all()
-    return [
-        {
-            "at": e.at.isoformat(),
-            "action": e.action,
-            "from": e.from_state,
-            "to": e.to_state,
-            "actor": e.actor,
-            **({"detail": e.detail} if e.detail else {}),
-        }
-        for e in events
-    ]
 
 
 def document_for(session: Session, submission: Submission) -> Document:

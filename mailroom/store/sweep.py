@@ -9,13 +9,15 @@ full scan's `due_actions` returns nothing, so skipping them fires exactly the sa
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import col, func, select
+from sqlmodel import Session, col, func, select
 
 from mailroom.core.deadlines import (
+    OPEN_STATES,
     ClockKind,
     ClockPolicy,
     ClockState,
@@ -23,7 +25,7 @@ from mailroom.core.deadlines import (
     ladder_levels,
 )
 from mailroom.core.workdays import CalendarRangeError, WorkCalendar
-from mailroom.store.models import Clock, Escalation
+from mailroom.store.models import Case, Clock, Escalation
 
 # The states in which `due_actions` acts on a clock of each kind (the decision clock only runs).
 _ACTING = {
@@ -31,6 +33,28 @@ _ACTING = {
     ClockKind.DECISION: (ClockState.RUNNING,),
     ClockKind.CORRECTION: (ClockState.RUNNING, ClockState.BREACHED, ClockState.ESCALATED),
 }
+
+
+def open_clocks() -> Any:
+    """Running, breached and escalated clocks with their cases, by due time (ix_clocks_state_due_at)."""
+    return (
+        select(Clock, Case)
+        .join(Case, col(Case.id) == col(Clock.case_id))
+        .where(col(Clock.state).in_(list(OPEN_STATES)))
+        .order_by(col(Clock.due_at), col(Clock.id))
+    )
+
+
+def fired_levels(session: Session, clock_ids: Sequence[int]) -> dict[int, frozenset[str]]:
+    """The levels already recorded for each of these clocks."""
+    fired: dict[int, set[str]] = {}
+    for start in range(0, len(clock_ids), 2000):
+        chunk = list(clock_ids[start : start + 2000])
+        for clock_id, level in session.exec(
+            select(Escalation.clock_id, Escalation.level).where(col(Escalation.clock_id).in_(chunk))
+        ).all():
+            fired.setdefault(clock_id, set()).add(level)
+    return {clock_id: frozenset(levels) for clock_id, levels in fired.items()}
 
 
 def could_fire(policy: ClockPolicy, calendar: WorkCalendar, now: datetime) -> Any:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +34,7 @@ HEAVY = (
     "pdfplumber",
     "alembic",
 )
+ORM = ("sqlalchemy", "sqlmodel", "mailroom.store.models")  # what only `status` still reads through
 WRAPPER = """
 import json, sys
 from mailroom.cli.main import run
@@ -107,26 +109,28 @@ def _loaded(env: Env, tmp_path: Path, *args: str) -> tuple[int, set[str]]:
 
 
 @pytest.mark.parametrize(
-    ("args", "calendar"),
+    ("args", "calendar", "orm"),
     [
-        (("queue",), False),
-        (("queue", "--state", "queued"), False),
-        (("inbox",), False),
-        (("escalations",), False),
-        (("case", "show", "MH-200001"), False),
-        (("clocks",), True),
-        (("clocks", "--as-of", "2030-01-15"), True),
-        (("status",), True),
+        (("queue",), False, False),
+        (("queue", "--state", "queued"), False, False),
+        (("inbox",), False, False),
+        (("escalations",), False, False),
+        (("case", "show", "MH-200001"), False, False),
+        (("clocks",), True, False),
+        (("clocks", "--as-of", "2030-01-15"), True, False),
+        (("status",), True, True),
     ],
 )
 def test_a_read_only_command_loads_only_what_it_needs(
-    store: Env, tmp_path: Path, args: tuple[str, ...], calendar: bool
+    store: Env, tmp_path: Path, args: tuple[str, ...], calendar: bool, orm: bool
 ) -> None:
     code, modules = _loaded(store, tmp_path, *args)
     assert code in (0, 1)  # status says 1 when no daemon runs
     assert not [m for m in HEAVY if m in modules]
     if not calendar:
         assert "holidays" not in modules
+    if not orm:
+        assert not [m for m in ORM if m in modules]
 
 
 def test_a_read_only_command_still_refuses_an_old_schema(make_env: object) -> None:
@@ -135,3 +139,30 @@ def test_a_read_only_command_still_refuses_an_old_schema(make_env: object) -> No
         result = env.run(*args)
         assert result.code != 0
         assert result.err.strip() == "mailroom: error: the database is empty; run `mailroom db upgrade` first"
+
+
+def test_case_show_prints_the_newest_timelines_and_says_what_it_left_out(store: Env) -> None:
+    pdf = store.root / "report.pdf"
+    for _ in range(2):
+        assert store.run("submit", str(pdf), "--case", "MH-200001", "--type", "exit-report").code == 0
+    ids = [s["id"] for s in _json(store, "case", "show", "MH-200001")["submissions"]]  # type: ignore[index]
+    assert len(ids) == 3
+    shown = store.run("case", "show", "MH-200001", "--timelines", "1")
+    assert shown.code == 0
+    assert f"Timeline of submission {ids[-1]}" in shown.out
+    assert not [i for i in ids[:-1] if f"Timeline of submission {i}" in shown.out]
+    assert "not shown: 2 timeline(s); --timelines N, --all or --json show them" in shown.out
+    every = store.run("case", "show", "MH-200001", "--all")
+    assert all(f"Timeline of submission {i}" in every.out for i in ids)
+    assert "not shown" not in every.out
+    assert "not shown" not in store.run("case", "show", "MH-200001").out  # 3 of the default 10
+    view = _json(store, "case", "show", "MH-200001", "--timelines", "0")
+    assert all(s["timeline"] for s in view["submissions"])  # type: ignore[index]  # --json: every one
+    from mailroom.cli import cases
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(cases, "SUBMISSIONS_SHOWN", 2)
+        newest = store.run("case", "show", "MH-200001", "--timelines", "1")
+    assert "not shown: 1 older submission(s), 1 timeline(s);" in newest.out
+    listed = [int(m) for m in re.findall(r"^│ (\d+) +│ [a-z-]+ +│", newest.out, re.MULTILINE)]
+    assert listed == ids[1:]

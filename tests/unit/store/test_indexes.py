@@ -21,6 +21,7 @@ from mailroom.core.states import WAITING
 from mailroom.store import listings
 from mailroom.store.engine import SCHEMA_HEAD, _alembic_config, make_engine, transaction, upgrade
 from mailroom.store.models import AuditEvent, Case, Document, Escalation, InboundMessage, Notice, Submission
+from mailroom.store.readonly import ReadOnly, expand
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 LATER = T0 + timedelta(days=30)
@@ -32,12 +33,7 @@ def _plans() -> list[tuple[str, Callable[[], Any]]]:
     return [
         (
             "ix_submissions_state_id",
-            lambda: (
-                listings.submissions_listing("deferred")
-                .rows(col(Submission.id) > 10)
-                .order_by(col(Submission.id))
-                .limit(50)
-            ),
+            lambda: listed(listings.submissions_listing("deferred"), ["s.id > :after"], "s.id", after=10),
         ),
         (
             "ix_submissions_state_next_attempt_at",
@@ -67,12 +63,7 @@ def _plans() -> list[tuple[str, Callable[[], Any]]]:
         ),
         (
             "ix_inbound_messages_state_id",
-            lambda: (
-                listings.inbound_listing(sorted(WAITING))
-                .rows(col(InboundMessage.id) > 10)
-                .order_by(col(InboundMessage.id))
-                .limit(50)
-            ),
+            lambda: listed(listings.inbound_listing(sorted(WAITING)), ["m.id > :after"], "m.id", after=10),
         ),
         (
             "ix_inbound_messages_received_at",
@@ -84,7 +75,7 @@ def _plans() -> list[tuple[str, Callable[[], Any]]]:
         ),
         (
             "ix_clocks_state_due_at",
-            lambda: listings.active_clocks_listing().rows().order_by(*listings.CLOCK_ORDER).limit(50),
+            lambda: listed(listings.active_clocks_listing(), [], "k.due_at, k.id"),
         ),
         (
             "ix_escalations_created_at",
@@ -103,6 +94,12 @@ def _plans() -> list[tuple[str, Callable[[], Any]]]:
             ),
         ),
     ]
+
+
+def listed(listing: listings.Listing, extra: list[str], order: str, **params: Any) -> sa.TextClause:
+    """A listing's page query as the CLI runs it (plain SQL, lists expanded), for SQLAlchemy to EXPLAIN."""
+    sql, values = expand(listing.select(extra, order, 50), {**listing.params, **params})
+    return sa.text(sql).bindparams(**values)
 
 
 PLANS = _plans()
@@ -202,14 +199,10 @@ def check_upgrade_from_the_previous_schema(engine: Engine) -> None:
     inspector = sa.inspect(engine)
     found = {ix["name"] for table in inspector.get_table_names() for ix in inspector.get_indexes(table)}
     assert set(_migration_0005().INDEXES_BY_NAME) <= found
-    with transaction(engine) as session:
-        page = listings.page_by_id(
-            session, listings.submissions_listing("deferred"), col(Submission.id), after=None, limit=2
-        )
-        assert [row[1] for row in page.rows] == ["MH-100001", "MH-100001"] and page.more == 1
-        waiting = listings.page_by_id(
-            session, listings.inbound_listing(sorted(WAITING)), col(InboundMessage.id), after=None, limit=50
-        )
+    with ReadOnly.of_engine(engine) as reader, reader.snapshot():
+        page = listings.page_by_id(reader, listings.submissions_listing("deferred"), after=None, limit=2)
+        assert [row["case_ref"] for row in page.rows] == ["MH-100001", "MH-100001"] and page.more == 1
+        waiting = listings.page_by_id(reader, listings.inbound_listing(sorted(WAITING)), after=None, limit=50)
         assert len(waiting.rows) == 1 and waiting.more == 0
     command.downgrade(_alembic_config(engine), "0004")  # and back, for an operator who must roll back
     assert not set(_migration_0005().INDEXES_BY_NAME) & {
