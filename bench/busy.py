@@ -1,6 +1,6 @@
 """The CLI beside a busy daemon at the issue's full size (issue 12 part 5): 500 reports, 500 messages.
 
-    .venv/bin/python bench/busy.py [--reports 500] [--messages 500] [--postgres]
+    .venv/bin/python bench/busy.py [--reports 500] [--messages 500] [--postgres] [--in-process]
 
 The same run as tests/integration/test_busy_cli.py (tests/support/busy.py), which uses 100 + 100 to keep
 the suite short: a real `mailroom run` child sends through a local relay slowed at DATA (0.05 s) and reads
@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.conftest import base_sections, write_config
 from tests.support.busy import BAR_SECONDS, run_busy
+from tests.support.commands import socket_path
 from tests.support.dovecot import ALICE, Dovecot
 from tests.support.gpg import GpgHome
 from tests.support.postgres import Postgres
@@ -42,6 +43,11 @@ def main() -> int:
     parser.add_argument("--reports", type=int, default=500)
     parser.add_argument("--messages", type=int, default=500)
     parser.add_argument("--postgres", action="store_true", help="PostgreSQL instead of SQLite")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="no [daemon] command_socket: every command imports the application in its own process",
+    )
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="busy-"))
     with SmtpServer() as relay, GpgHome() as home, Dovecot() as dovecot:
@@ -71,6 +77,8 @@ def main() -> int:
             "quarantine_folder": f"{folder}/Quarantine",
         }
         sections["outbox"] = {"poll_seconds": 0.5}
+        if not args.in_process:
+            sections["daemon"] = {"command_socket": str(socket_path())}
         sections["trust"] = {"authserv_ids": ["mx.provider.example"]}
         pg = Postgres() if args.postgres else None
         try:
@@ -98,7 +106,12 @@ def main() -> int:
             str(message_from_bytes(m.content)["Message-ID"]) for m in relay.messages if DWP in m.rcpt_tos
         ]
     backend = "PostgreSQL" if args.postgres else "SQLite"
-    print(result.table(f"{backend}, {args.reports} reports + {args.messages} messages"))
+    how = (
+        "each command in its own process"
+        if args.in_process
+        else "commands served by the daemon's command server"
+    )
+    print(result.table(f"{backend}, {args.reports} reports + {args.messages} messages, {how}"))
     worst = max(result.timings, key=lambda t: t.seconds)
     locked = sum("database is locked" in t.err for t in result.timings)
     tracebacks = sum("Traceback" in t.err for t in result.timings)

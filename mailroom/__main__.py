@@ -1,3 +1,3 @@
-from mailroom.cli.main import main
+from mailroom.cli.launch import main
 
 main()

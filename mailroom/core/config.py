@@ -246,6 +246,8 @@ class DaemonSettings:
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     sweep_seconds: int = 30
     heartbeat_seconds: int = 15
+    # A socket where the daemon's command server takes CLI commands (mailroom/cli/launch.py); None: off
+    command_socket: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,8 @@ from mailroom.core.config import (
 )
 from mailroom.core.errors import ConfigError
 
+UNIX_SOCKET_PATH_MAX = 107  # sun_path holds 108 bytes with the final NUL
+
 
 def settings_from_mapping(data: Mapping[str, Any], *, source: str, base_dir: Path) -> Settings:
     values: dict[str, Any] = {"source": source}
@@ -213,6 +215,11 @@ def _cross_checks(s: Settings) -> None:
         raise ConfigError(src, "[daemon] sweep_seconds", "must be at least 1")
     if s.daemon.heartbeat_seconds < 1:
         raise ConfigError(src, "[daemon] heartbeat_seconds", "must be at least 1")
+    socket_path = s.daemon.command_socket
+    if socket_path is not None and len(os.fsencode(socket_path)) > UNIX_SOCKET_PATH_MAX:
+        raise ConfigError(
+            src, "[daemon] command_socket", f"longer than a socket path may be ({UNIX_SOCKET_PATH_MAX} bytes)"
+        )
     if s.digest.days_ahead < 1:
         raise ConfigError(src, "[digest] days_ahead", "must be at least 1")
     _check_metrics(s)

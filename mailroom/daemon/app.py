@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from mailroom.core.config import Settings
 from mailroom.core.errors import ConfigError, DatabaseUnavailable, StoreError
+from mailroom.daemon.command_server import CommandServer
 from mailroom.daemon.runners import Backoff, Heartbeat, periodic, sleep_or_stop
 from mailroom.daemon.watcher import InboxWatcher
 from mailroom.daemon.wiring import make_mailroom, system_now
@@ -219,6 +220,7 @@ async def run_forever(parts: Parts) -> None:
     notifier = SystemdNotifier()
     await asyncio.to_thread(_announce, parts)
     metrics = _metrics(parts)
+    commands = _command_server(parts.settings)
     scheduler = AsyncIOScheduler(event_loop=loop)
     scheduler.add_job(
         _sweep,
@@ -272,6 +274,8 @@ async def run_forever(parts: Parts) -> None:
     await asyncio.gather(*pending, watchdog, beating, return_exceptions=True)
     if metrics:
         metrics.stop()
+    if commands:
+        await asyncio.to_thread(commands.stop)
     await asyncio.to_thread(parts.recorder.beat, stopping=True)
     parts.instance_lock.release()
     log.info("stopped")
@@ -310,6 +314,11 @@ def _metrics(parts: Parts) -> Metrics | None:
         where = parts.settings.source
         raise ConfigError(where, "[metrics] listen", f"cannot listen: {exc.strerror}") from None
     return metrics
+
+
+def _command_server(settings: Settings) -> CommandServer | None:
+    path = settings.daemon.command_socket
+    return CommandServer.start(path) if path is not None else None
 
 
 async def _beat(parts: Parts, metrics: Metrics | None, stop: asyncio.Event) -> None:

@@ -19,6 +19,7 @@ import pytest
 from tests.conftest import Env
 from tests.integration.conftest import own_folders
 from tests.support.busy import BusyResult, run_busy
+from tests.support.commands import socket_path
 from tests.support.dovecot import Dovecot
 from tests.support.postgres import Postgres
 from tests.support.smtpd import SmtpServer
@@ -35,6 +36,7 @@ def busy_env(make_daemon_env: Callable[..., Env], dovecot: Dovecot, **store: str
         mailbox=dovecot,
         imap=folders,
         outbox={"poll_seconds": 0.5},
+        daemon={"test_mode": True, "command_socket": str(socket_path())},
         **({"store": store} if store else {}),
     )
     return env, folder
@@ -72,6 +74,7 @@ def check_correct(result: BusyResult) -> None:
         assert "Traceback" not in timing.err, timing
         assert timing.code == 0, timing
     assert "database is locked" not in result.daemon_log and "Traceback" not in result.daemon_log
+    assert "command server listening at" in result.daemon_log  # the commands were handed to it
     assert {"submit", "case add", "queue", "inbox", "case show"} <= set(result.by_command())
     sent = result.sent_message_ids
     # Every submission reached the relay, once: one distinct Message-ID per submission, no copy.

@@ -128,6 +128,20 @@ def _loop(
         number += 1
 
 
+def _wait_until_running(
+    daemon: subprocess.Popen[bytes], log_path: Path, command_socket: Path | None, timeout: float = 60.0
+) -> None:
+    """The commands run beside a daemon that is running, not one still starting: `mailroom running` in
+    its log, and its command server listening when one is configured."""
+    deadline = time.monotonic() + timeout
+    while b"mailroom running" not in log_path.read_bytes() or (
+        command_socket is not None and not command_socket.exists()
+    ):
+        if daemon.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the daemon did not start: {log_path.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.1)
+
+
 def run_busy(
     config: Path,
     root: Path,
@@ -156,6 +170,7 @@ def run_busy(
             stderr=sink,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
+    _wait_until_running(daemon, log_path, load_settings(config).daemon.command_socket)
     stop = threading.Event()
     lock = threading.Lock()
     submit = ["submit", str(pdf), "--case", CASE, "--type", "support-plan"]

@@ -1,0 +1,228 @@
+"""The command server (issue 12 part 5): CLI commands handed to a process that has the application
+imported, answering exactly as they do in their own process, and never where the server would see
+anything differently from the admin's shell."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from mailroom.cli import launch, server
+from mailroom.daemon.command_server import CommandServer
+from tests.conftest import Env
+from tests.support import pdfs
+from tests.support.commands import delegated, mailroom, socket_path
+from tests.support.daemon import start_daemon
+
+pytestmark = pytest.mark.integration
+CASE = "MH-300001"
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{what}: not within {timeout:g} s")
+
+
+@pytest.fixture
+def served(make_env: Callable[..., Env]) -> Iterator[tuple[Env, Path]]:
+    """A store with one case and one queued report, and a command server for its config."""
+    path = socket_path()
+    env = make_env(daemon={"command_socket": str(path)})
+    assert env.run("db", "upgrade").code == 0
+    assert env.run("case", "add", CASE, "--atw-ref", "ATW-1").code == 0
+    pdf = env.root / "report.pdf"
+    pdf.write_bytes(pdfs.arial_12_report())
+    assert env.run("submit", str(pdf), "--case", CASE, "--type", "support-plan").code == 0
+    commands = CommandServer.start(path)
+    assert commands is not None
+    wait_until(path.exists, "the command socket")
+    yield env, path
+    commands.stop()
+    assert commands.process.returncode == 0
+    assert not path.exists(), "the server removes its socket when it stops"
+
+
+def config_args(env: Env, *args: str) -> list[str]:
+    return ["--config", str(env.config), *args]
+
+
+def test_the_socket_is_for_its_owner_only(served: tuple[Env, Path]) -> None:
+    _, path = served
+    assert stat.S_ISSOCK(path.stat().st_mode)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("queue", "--json"),
+        ("case", "show", CASE, "--json"),
+        ("inbox", "--json"),
+        ("clocks", "--json"),
+        ("escalations", "--json"),
+        ("report", "mi", "--from", "2026-01-01", "--to", "2026-12-31", "--json"),
+    ],
+)
+def test_a_served_command_answers_as_in_its_own_process(
+    served: tuple[Env, Path], tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    env, _ = served
+    own = env.run(*args)
+    code, out, err = delegated(config_args(env, *args), tmp_path)
+    assert code == own.code == 0, err
+    assert json.loads(out) == json.loads(own.out)
+
+
+def test_exit_codes_and_error_lines_come_back(served: tuple[Env, Path], tmp_path: Path) -> None:
+    env, _ = served
+    code, out, err = delegated(config_args(env, "case", "show", "MH-999999"), tmp_path)
+    assert (code, out, err) == (1, "", "mailroom: error: no case MH-999999\n")
+    code, _, err = delegated(config_args(env, "queue", "--state", "nonsense"), tmp_path)
+    assert code == 1 and "unknown state 'nonsense'" in err
+    code, _, err = delegated(config_args(env, "queue", "--no-such-option"), tmp_path)
+    assert code == 2 and "No such option" in err
+
+
+def test_a_served_submit_is_stored_once_with_the_clients_umask(
+    served: tuple[Env, Path], tmp_path: Path
+) -> None:
+    env, _ = served
+    pdf = tmp_path / "second.pdf"
+    pdf.write_bytes(pdfs.arial_12_report())
+    code, out, err = delegated(
+        config_args(env, "submit", str(pdf), "--case", CASE, "--type", "exit-report", "--json"), tmp_path
+    )
+    assert code == 0, err
+    submitted = json.loads(out)
+    queue = json.loads(env.run("queue", "--json").out)
+    assert [row["report_type"] for row in queue] == ["support-plan", "exit-report"]
+    assert queue[1]["id"] == submitted["id"]
+    stored = [p for p in (env.root / "documents").rglob("*") if p.is_file()]
+    assert len(stored) == 2 and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in stored)
+
+
+def test_relative_paths_are_read_from_the_clients_folder(served: tuple[Env, Path], tmp_path: Path) -> None:
+    env, _ = served
+    (tmp_path / "here").mkdir()
+    (tmp_path / "here" / "r.pdf").write_bytes(pdfs.arial_12_report())
+    before = Path.cwd()
+    os.chdir(tmp_path / "here")
+    try:
+        code, _, err = delegated(config_args(env, "preflight", "r.pdf"), tmp_path)
+    finally:
+        os.chdir(before)
+    assert code == 0, err
+
+
+def test_a_whole_cli_process_is_served_and_stdin_may_be_closed(served: tuple[Env, Path]) -> None:
+    env, _ = served
+    done = mailroom(env.config, "queue", "--json")
+    assert done.returncode == 0, done.stderr
+    assert [row["case_ref"] for row in json.loads(done.stdout)] == [CASE]
+
+
+def test_without_a_server_the_command_runs_in_its_own_process(make_env: Callable[..., Env]) -> None:
+    path = socket_path()
+    env = make_env(daemon={"command_socket": str(path)})
+    assert env.run("db", "upgrade").code == 0
+    assert launch.delegate(config_args(env, "queue")) is None  # nothing listens
+    path.touch()  # a socket file left by a killed daemon: still nobody there
+    assert launch.delegate(config_args(env, "queue")) is None
+    done = mailroom(env.config, "queue", "--json")
+    assert done.returncode == 0 and json.loads(done.stdout) == []
+
+
+def test_the_daemon_and_its_own_commands_never_go_to_the_server(served: tuple[Env, Path]) -> None:
+    env, _ = served
+    for args in (("run", "--once"), ("db", "upgrade"), ("--help",), ("--version",), ()):
+        assert launch.delegate(config_args(env, *args)) is None
+    assert launch.delegate(config_args(env, "queue")) is not None
+    os.environ[launch.IN_PROCESS_ENV] = "1"
+    try:
+        assert launch.delegate(config_args(env, "queue")) is None
+    finally:
+        del os.environ[launch.IN_PROCESS_ENV]
+
+
+def _request(files: list[tuple[str, int, int]], code: str = "same") -> dict[str, object]:
+    return {"argv": [], "env": {}, "umask": 0o077, "code": code, "files": files}
+
+
+def test_the_worker_refuses_other_code_and_files_it_sees_differently(tmp_path: Path) -> None:
+    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with mine, theirs:
+        real = tmp_path / "report.pdf"
+        real.write_bytes(b"%PDF")
+        seen = real.stat()
+        assert server.refusal(mine, _request([(str(real), seen.st_dev, seen.st_ino)]), "same") is None
+        assert "other code" in str(server.refusal(mine, _request([], code="older"), "same"))
+        other = server.refusal(mine, _request([(str(real), seen.st_dev, seen.st_ino + 1)]), "same")
+        assert other == f"{real} is another file for the daemon"
+        hidden = server.refusal(mine, _request([(str(tmp_path / "gone.pdf"), 1, 2)]), "same")
+        assert hidden == f"{tmp_path / 'gone.pdf'} is not visible to the daemon"
+
+
+def test_a_worker_that_dies_mid_command_is_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    replies = [json.dumps({"pid": 2**22 + 1}).encode() + b"\n"]  # no such process; never an exit
+    assert launch._await_exit(iter(replies)) == 1
+    assert "command server stopped before the command finished" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers put back
+    assert launch._await_exit(iter([b'{"refused": "other code"}\n'])) is None
+    assert launch._await_exit(iter([])) is None
+
+
+def test_the_daemon_runs_the_server_and_it_ends_with_the_daemon(
+    make_daemon_env: Callable[..., Env], relay: object
+) -> None:
+    path = socket_path()
+    env = make_daemon_env(
+        daemon={"test_mode": True, "command_socket": str(path)}, outbox={"poll_seconds": 0.2}
+    )
+    assert env.run("case", "add", CASE).code == 0
+    log = env.root / "daemon.log"
+    daemon = start_daemon(env.config, log)
+    try:
+        wait_until(path.exists, "the daemon's command socket")
+        code, out, err = delegated(config_args(env, "case", "show", CASE, "--json"), env.root)
+        assert code == 0, err
+        assert json.loads(out)["case_ref"] == CASE
+        daemon.send_signal(signal.SIGKILL)
+        daemon.wait(timeout=10)
+        wait_until(lambda: not path.exists(), "the server gone with a killed daemon", timeout=10)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+    assert "command server listening at" in log.read_text()
+    done = mailroom(env.config, "case", "show", CASE, "--json")  # now in its own process
+    assert done.returncode == 0 and json.loads(done.stdout)["case_ref"] == CASE
+
+
+def test_a_server_not_needed_twice(served: tuple[Env, Path]) -> None:
+    _, path = served
+    second = subprocess.run(
+        [sys.executable, "-m", "mailroom.cli.server", "--socket", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert second.returncode == 0
+    assert "another command server answers" in second.stderr
+    assert path.exists()
