@@ -156,8 +156,11 @@ def _converse(connection: socket.socket, argv: Sequence[str], config_file: str) 
         "code": code_fingerprint(),
         "files": named_files(argv, config_file),
     }
+    try:
+        cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:  # a working folder this user cannot open: the command runs here, where it is
+        return None
     fds = [_usable_fd(fd) for fd in (0, 1, 2)]
-    cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
     try:
         socket.send_fds(connection, [encode_request(request)], [*fds, cwd])
     except OSError:

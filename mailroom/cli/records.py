@@ -160,9 +160,13 @@ def report_mi(cli: Cli, start: str | None, end: str | None, fmt: str, as_json: b
     import csv
 
     from mailroom.core.mi import to_csv_rows
+    from mailroom.service.reporting import management_information
 
-    summary = cli.mailroom().management_information(
-        parse_date(start) if start else None, parse_date(end) if end else None
+    summary = management_information(
+        cli.checked_engine(),
+        cli.settings().rejection_reasons,
+        parse_date(start) if start else None,
+        parse_date(end) if end else None,
     )
     if as_json:
         print_json(summary)

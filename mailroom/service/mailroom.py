@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +23,8 @@ from mailroom.service import views
 from mailroom.service.cases import CaseDesk, NewCase
 from mailroom.service.clocks import close_clocks
 from mailroom.service.notices import new_message_id
-from mailroom.store import audit, mi, queries
+from mailroom.service.reporting import management_information
+from mailroom.store import audit, queries
 from mailroom.store.documents import DocumentStore, StoredFile
 from mailroom.store.engine import transaction
 from mailroom.store.listings import Page
@@ -297,17 +298,7 @@ class Mailroom(CaseDesk):
 
     def management_information(self, start: date | None, end: date | None) -> dict[str, Any]:
         """`report mi`: submissions created in [start, end] (whole days, UTC), summarised."""
-        lower = datetime.combine(start, time(0), UTC) if start else None
-        upper = datetime.combine(end + timedelta(days=1), time(0), UTC) if end else None
-        with transaction(self.engine) as session:
-            summary = mi.submission_summary(session, lower, upper, self.settings.rejection_reasons)
-            reviews = mi.review_summary(session, lower, upper)
-        return {
-            "from": start.isoformat() if start else None,
-            "to": end.isoformat() if end else None,
-            **summary,
-            "needs_review": reviews,
-        }
+        return management_information(self.engine, self.settings.rejection_reasons, start, end)
 
     def verify_audit(self) -> tuple[int, list[str]]:
         with transaction(self.engine) as session:

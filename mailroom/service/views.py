@@ -32,6 +32,7 @@ from mailroom.store.listings import (
     active_clocks_listing,
     escalations_listing,
     inbound_listing,
+    merge_pages,
     page_by_due,
     page_by_id,
     submissions_listing,
@@ -107,7 +108,11 @@ def inbox_page(
         raise InputError(f"unknown state {state!r} (known: {', '.join(s.value for s in InboundState)})")
     wanted = [state] if state else sorted(WAITING)
     with reader.snapshot():
-        found = page_by_id(reader, inbound_listing(wanted), after=after, limit=limit)
+        # A page per state, merged: for `state IN (...) ORDER BY id` SQLite's planner walks the whole
+        # table in id order (0.3 s at 1,000,000 messages); one state's page reads only its index.
+        found = merge_pages(
+            [page_by_id(reader, inbound_listing([s]), after=after, limit=limit) for s in wanted], limit
+        )
     return found.map(_listed)
 
 

@@ -115,6 +115,20 @@ def page_by_id(
     return Page(rows, int(more), last)
 
 
+def merge_pages(pages: Sequence[Page[Row]], limit: int) -> Page[Row]:
+    """Pages of disjoint listings by ascending id, all after the same key, as one page of the union."""
+    if len(pages) == 1:
+        return pages[0]
+    rows = sorted((row for page in pages for row in page.rows), key=lambda row: int(row["id"]))[:limit]
+    if not rows:
+        return Page([], 0, None)
+    last = int(rows[-1]["id"])
+    # A listing's rows after `last`: those it fetched beyond it, and all it counted after its own page
+    # (a listing with rows still to count had a full page, so its last row is at or beyond `last`).
+    more = sum(sum(int(row["id"]) > last for row in page.rows) + page.more for page in pages)
+    return Page(rows, more, last)
+
+
 def page_by_due(reader: ReadOnly, listing: Listing, *, after: int | None, limit: int) -> Page[Row]:
     """One page of clocks ordered by (due_at, id): `after` is the id of the last clock shown."""
     a = listing.alias

@@ -11,7 +11,6 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,19 +21,10 @@ from mailroom.daemon.command_server import CommandServer
 from tests.conftest import Env
 from tests.support import pdfs
 from tests.support.commands import delegated, mailroom, socket_path
-from tests.support.daemon import start_daemon
+from tests.support.daemon import start_daemon, wait_until
 
 pytestmark = pytest.mark.integration
 CASE = "MH-300001"
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{what}: not within {timeout:g} s")
 
 
 @pytest.fixture

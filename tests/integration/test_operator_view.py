@@ -8,7 +8,6 @@ import json
 import signal
 import socket
 import subprocess
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Env
 from tests.support import pdfs
-from tests.support.daemon import start_daemon
+from tests.support.daemon import start_daemon, wait_until
 from tests.support.smtpd import SmtpServer
 
 pytestmark = pytest.mark.integration
@@ -30,15 +29,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what}: not within {timeout:g} s")
 
 
 def status(env: Env) -> tuple[int, dict[str, Any]]:
