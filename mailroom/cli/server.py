@@ -20,6 +20,7 @@ import importlib
 import json
 import logging
 import os
+import select
 import selectors
 import signal
 import socket
@@ -61,6 +62,7 @@ PRELOAD = (
 )
 _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 BACKLOG = 64
+STANDBY_SECONDS = 5.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,6 +78,12 @@ def main(argv: list[str] | None = None) -> int:
         preload()
         fingerprint = code_fingerprint()
         listener = listen(args.socket)
+        while listener is None and args.watch_fd is not None:
+            # Another server answers: a second daemon on this host, or the last one of a daemon that was
+            # just killed and has not seen it yet. Stand by, and take over when that one is gone.
+            if select.select([args.watch_fd], [], [], STANDBY_SECONDS)[0]:
+                return 0  # our own daemon has gone meanwhile
+            listener = listen(args.socket, quiet=True)
         if listener is not None:
             serve(listener, args.watch_fd, fingerprint)
     except KeyboardInterrupt:  # SIGTERM from the daemon, or Ctrl-C when run by hand
@@ -100,17 +108,17 @@ def preload() -> None:
     gc.freeze()
 
 
-def listen(path: Path) -> socket.socket | None:
+def listen(path: Path, *, quiet: bool = False) -> socket.socket | None:
     """The listening socket, 0600; None if another command server already answers there."""
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(str(path))
-    except OSError:
-        pass
-    else:
-        probe.close()
-        log.info("another command server answers at %s; this one is not needed", path)
-        return None
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            pass
+        else:
+            if not quiet:
+                log.info("another command server answers at %s; standing by", path)
+            return None
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
         path.unlink()  # left by a server that was killed

@@ -11,6 +11,7 @@ import socket
 import stat
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -214,5 +215,42 @@ def test_a_server_not_needed_twice(served: tuple[Env, Path]) -> None:
         check=False,
     )
     assert second.returncode == 0
-    assert "another command server answers" in second.stderr
+    assert "another command server answers" in second.stderr  # and, with no daemon to stand by for, ends
     assert path.exists()
+
+
+def test_a_second_server_stands_by_and_takes_over(served: tuple[Env, Path], tmp_path: Path) -> None:
+    """A daemon restarted while its killed predecessor's server still answers, or a second daemon on the
+    same host: its server waits, and serves once the other one is gone."""
+    env, path = served
+    second = CommandServer.start(path)
+    assert second is not None
+    try:
+        time.sleep(2.0)  # its imports done, it has found the first one answering
+        assert second.process.poll() is None  # standing by, not gone
+        first = [pid for pid in servers_at(path) if pid != second.process.pid]
+        assert len(first) == 1
+        os.kill(first[0], signal.SIGTERM)  # the first server goes, and its socket with it
+        wait_until(
+            lambda: delegated(config_args(env, "queue", "--json"), tmp_path)[0] is not None,
+            "the second server answering",
+            timeout=15,
+        )
+        code, out, _ = delegated(config_args(env, "queue", "--json"), tmp_path)
+        assert code == 0 and json.loads(out)[0]["case_ref"] == CASE
+    finally:
+        second.stop()
+
+
+def servers_at(path: Path) -> list[int]:
+    """The pids of the command servers started for `path`, from their command lines."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                words = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"mailroom.cli.server" in words and str(path).encode() in words:
+                found.append(int(proc.name))
+    return found
