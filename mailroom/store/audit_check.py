@@ -45,8 +45,8 @@ def _text(value: Any) -> str:
     return found
 
 
-def _body(detail: Any, sqlite: bool) -> str:
-    if not sqlite:
+def _body(detail: Any, text: bool) -> str:
+    if not text:
         return str(_dumps(detail))
     found = _bodies.get(detail)
     if found is None:
@@ -56,16 +56,16 @@ def _body(detail: Any, sqlite: bool) -> str:
     return found
 
 
-def fast_canonical(row: Sequence[Any], sqlite: bool) -> bytes:
+def fast_canonical(row: Sequence[Any], text: bool) -> bytes:
     """`audit._digest`'s canonical JSON for a raw row: the keys in sorted order, each value encoded as
     json.dumps does (byte for byte; tests/unit/store/test_audit_fast.py holds it to that)."""
     seq, at, actor, entity, entity_id, action, from_state, to_state, detail, prev_hash = row[:10]
-    if sqlite:  # 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC; anything else goes the reference way (a mismatch)
+    if text:  # 'YYYY-MM-DD HH:MM:SS.ffffff' in UTC; anything else goes the reference way (a mismatch)
         stamp = at[:10] + "T" + at[11:] + "+00:00" if len(at) == 26 and at[10] == " " else at
     else:
         stamp = at.astimezone(UTC).isoformat(timespec="microseconds")
     return (
-        f'{{"action":{_text(action)},"actor":{_text(actor)},"at":"{stamp}","detail":{_body(detail, sqlite)},'
+        f'{{"action":{_text(action)},"actor":{_text(actor)},"at":"{stamp}","detail":{_body(detail, text)},'
         f'"entity":{_text(entity)},"entity_id":{"null" if entity_id is None else int(entity_id)},'
         f'"from_state":{_text(from_state)},"prev_hash":{_string(prev_hash)},"seq":{int(seq)},'
         f'"to_state":{_text(to_state)}}}'
@@ -73,7 +73,7 @@ def fast_canonical(row: Sequence[Any], sqlite: bool) -> bytes:
 
 
 def check_rows(
-    rows: Iterable[Sequence[Any]], sqlite: bool
+    rows: Iterable[Sequence[Any]], text: bool
 ) -> tuple[int, tuple[int, str] | None, tuple[int, str] | None, list[Found]]:
     """(rows checked, (first seq, its prev_hash), (last seq, its hash), what was found, in chain order)."""
     sha256 = hashlib.sha256
@@ -91,7 +91,7 @@ def check_rows(
             if row[9] != expected_prev:
                 found.append(("follow", seq, 0))
         try:
-            intact = sha256(canonical(row, sqlite)).hexdigest() == row[10]
+            intact = sha256(canonical(row, text)).hexdigest() == row[10]
         except (TypeError, ValueError, AttributeError):  # a value of a type the writer never stores
             intact = False
         if not intact:
@@ -121,7 +121,7 @@ def worker() -> int:
     for line in sys.stdin:
         low, high = (int(part) for part in line.split())
         cursor.execute(setup["sql"], (low, high) if sqlite else {"low": low, "high": high})
-        count, first, last, found = check_rows(cursor.fetchall(), sqlite)
+        count, first, last, found = check_rows(cursor.fetchall(), text=True)
         sys.stdout.write(json.dumps([count, first, last, found]) + "\n")
         sys.stdout.flush()
         if not sqlite:
