@@ -67,7 +67,13 @@ class DocumentStore:
         paths = [self._new_path(kind) for _ in items]
         if journal is not None:
             write_private(self._journal(journal), "".join(f"{path}\n" for path in paths).encode())
-        return [self._write(data, blob, path) for data, blob, path in zip(items, sealed, paths, strict=True)]
+        stored = [
+            self._write(data, blob, path, sync_folder=False)
+            for data, blob, path in zip(items, sealed, paths, strict=True)
+        ]
+        for folder in {path.parent for path in paths}:  # names made durable once a folder, not once a file
+            fsync_folder(folder)
+        return stored
 
     def journaled(self, journal: str) -> list[Path]:
         """The files the journal names (the last `put_many` with it that `close_journal` did not close)."""
@@ -89,10 +95,12 @@ class DocumentStore:
         suffix = ".gpg" if self.encrypted else ".bin"
         return self.root / kind / f"{secrets.token_hex(16)}{suffix}"
 
-    def _write(self, data: bytes, blob: bytes, path: Path | None = None, kind: str = "") -> StoredFile:
+    def _write(
+        self, data: bytes, blob: bytes, path: Path | None = None, kind: str = "", *, sync_folder: bool = True
+    ) -> StoredFile:
         path = path or self._new_path(kind)
         ensure_private_dir(path.parent)
-        write_private(path, blob)
+        write_private(path, blob, sync_folder=sync_folder)
         return StoredFile(path=path, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
 
     def get(self, path: Path) -> bytes:
@@ -129,8 +137,10 @@ def ensure_private_dir(folder: Path) -> None:
         folder.chmod(0o700)
 
 
-def write_private(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same folder, fsync, rename: the file is whole or absent."""
+def write_private(path: Path, data: bytes, *, sync_folder: bool = True) -> None:
+    """Write via a temporary file in the same folder, fsync, rename: the file is whole or absent. The
+    rename is durable once the folder is fsynced: here, or by the caller (`sync_folder=False`) once for
+    several files, before anything that names them is committed."""
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
@@ -142,7 +152,13 @@ def write_private(path: Path, data: bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    if sync_folder:
+        fsync_folder(path.parent)
+
+
+def fsync_folder(folder: Path) -> None:
+    """fsync a folder: the names created or renamed in it survive a crash."""
+    dir_fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
