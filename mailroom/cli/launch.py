@@ -129,6 +129,8 @@ def named_files(argv: Sequence[str], config_file: str) -> list[tuple[str, int, i
     found: list[tuple[str, int, int]] = []
     for word in [*argv, config_file]:
         value = word.partition("=")[2] if word.startswith("-") else word
+        if not value:
+            continue
         candidates = [value]
         if os.sep in value:
             candidates.append(str(Path(value).parent))

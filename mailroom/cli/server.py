@@ -170,9 +170,10 @@ def answer(connection: socket.socket, fingerprint: str) -> NoReturn:
         for signum in (signal.SIGCHLD, signal.SIGTERM):
             signal.signal(signum, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        refuse_other_users(connection)  # before reading a byte of what it sends
         request, fds = receive(connection)
         os.fchdir(fds[3])
-        refuse_unless_same_view(connection, request, fingerprint)
+        refuse_unless_same_view(request, fingerprint)
         send(connection, {"pid": os.getpid()})
         started = True
         take_over(request, fds)
@@ -202,8 +203,8 @@ class Refused(Exception):
     """The worker must not run this client's command (another user, other code, other files)."""
 
 
-def refuse_unless_same_view(connection: socket.socket, request: dict[str, Any], fingerprint: str) -> None:
-    problem = refusal(connection, request, fingerprint)
+def refuse_unless_same_view(request: dict[str, Any], fingerprint: str) -> None:
+    problem = refusal(request, fingerprint)
     if problem is not None:
         raise Refused(problem)
 
@@ -224,12 +225,16 @@ def receive(connection: socket.socket) -> tuple[dict[str, Any], list[int]]:
     return json.loads(body), fds
 
 
-def refusal(connection: socket.socket, request: dict[str, Any], fingerprint: str) -> str | None:
-    """Why this worker must not run the command for this client, or None."""
+def refuse_other_users(connection: socket.socket) -> None:
+    """Only the server's own user is served: its uid from the kernel (SO_PEERCRED), not from its words."""
     credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _PEERCRED.size)
     _pid, uid, _gid = _PEERCRED.unpack(credentials)
     if uid != os.getuid():
-        return "another user"
+        raise Refused("another user")
+
+
+def refusal(request: dict[str, Any], fingerprint: str) -> str | None:
+    """Why this worker must not run the command for this client (other code, other files), or None."""
     if request.get("code") != fingerprint:
         return "other code (restart the daemon after an upgrade)"
     for name, device, inode in request.get("files", []):

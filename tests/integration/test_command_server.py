@@ -11,6 +11,7 @@ import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -154,17 +155,43 @@ def _request(files: list[tuple[str, int, int]], code: str = "same") -> dict[str,
 
 
 def test_the_worker_refuses_other_code_and_files_it_sees_differently(tmp_path: Path) -> None:
+    real = tmp_path / "report.pdf"
+    real.write_bytes(b"%PDF")
+    seen = real.stat()
+    assert server.refusal(_request([(str(real), seen.st_dev, seen.st_ino)]), "same") is None
+    assert "other code" in str(server.refusal(_request([], code="older"), "same"))
+    other = server.refusal(_request([(str(real), seen.st_dev, seen.st_ino + 1)]), "same")
+    assert other == f"{real} is another file for the daemon"
+    hidden = server.refusal(_request([(str(tmp_path / "gone.pdf"), 1, 2)]), "same")
+    assert hidden == f"{tmp_path / 'gone.pdf'} is not visible to the daemon"
+
+
+def test_another_user_is_refused_by_the_kernels_word() -> None:
     mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     with mine, theirs:
-        real = tmp_path / "report.pdf"
-        real.write_bytes(b"%PDF")
-        seen = real.stat()
-        assert server.refusal(mine, _request([(str(real), seen.st_dev, seen.st_ino)]), "same") is None
-        assert "other code" in str(server.refusal(mine, _request([], code="older"), "same"))
-        other = server.refusal(mine, _request([(str(real), seen.st_dev, seen.st_ino + 1)]), "same")
-        assert other == f"{real} is another file for the daemon"
-        hidden = server.refusal(mine, _request([(str(tmp_path / "gone.pdf"), 1, 2)]), "same")
-        assert hidden == f"{tmp_path / 'gone.pdf'} is not visible to the daemon"
+        server.refuse_other_users(mine)  # the same user: served
+    if os.getuid() != 0:
+        pytest.skip("making a connection as another user needs root")  # CI runs as root
+    folder = Path(tempfile.mkdtemp(prefix="mrcs-"))
+    folder.chmod(0o755)
+    path = folder / "peer.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(path))
+        path.chmod(0o777)
+        listener.listen(1)
+        child = os.fork()
+        if child == 0:  # nobody connects, and says nothing
+            try:
+                os.setuid(65534)
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+                    client.connect(str(path))
+                    client.recv(1)
+            finally:
+                os._exit(0)
+        connection, _ = listener.accept()
+        with connection, pytest.raises(server.Refused, match="another user"):
+            server.refuse_other_users(connection)
+        os.waitpid(child, 0)
 
 
 def test_a_worker_that_dies_mid_command_is_reported(
