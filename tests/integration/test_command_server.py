@@ -220,6 +220,9 @@ def test_the_daemon_runs_the_server_and_it_ends_with_the_daemon(
         code, out, err = delegated(config_args(env, "case", "show", CASE, "--json"), env.root)
         assert code == 0, err
         assert json.loads(out)["case_ref"] == CASE
+        shown = env.run("status", "--json")
+        assert json.loads(shown.out)["command_server"] == {"socket": str(path), "listening": True}
+        assert f"command server at {path} answering" in env.run("status").out
         daemon.send_signal(signal.SIGKILL)
         daemon.wait(timeout=10)
         wait_until(lambda: not path.exists(), "the server gone with a killed daemon", timeout=10)
@@ -228,6 +231,8 @@ def test_the_daemon_runs_the_server_and_it_ends_with_the_daemon(
             daemon.kill()
             daemon.wait()
     assert "command server listening at" in log.read_text()
+    assert json.loads(env.run("status", "--json").out)["command_server"]["listening"] is False
+    assert "not answering" in env.run("status").out
     done = mailroom(env.config, "case", "show", CASE, "--json")  # now in its own process
     assert done.returncode == 0 and json.loads(done.stdout)["case_ref"] == CASE
 
