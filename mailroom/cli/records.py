@@ -92,14 +92,16 @@ def erase(cli: Cli, case_ref: str, request_ref: str, yes: bool, as_json: bool) -
     """Erase a case's documents and personal data (memo 08 §8.33-8.49); keep a tombstone and the audit."""
     from mailroom.service.records import erase_case
 
-    mailroom = cli.mailroom()
+    # An engine is all it takes: erasing deletes files and rows and decrypts nothing, so it loads no gpg
+    # and works while the keyring is broken.
+    engine = cli.checked_engine()
     if not yes and not as_json and sys.stdin.isatty():
         click.confirm(
             f"Erase {case_ref.upper()} and every document and message of it? This cannot be undone",
             abort=True,
             err=True,
         )
-    result = erase_case(mailroom.engine, case_ref, request_ref=request_ref, actor=actor(), now=mailroom.now)
+    result = erase_case(engine, case_ref, request_ref=request_ref, actor=actor(), now=cli.now(None))
     view = {
         "erased": True,
         "documents": result.documents,
