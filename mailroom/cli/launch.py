@@ -39,6 +39,8 @@ HEADER = struct.Struct("!I")
 MAX_REQUEST = 1 << 20
 PACKAGES = ("mailroom", "parsers", "outbox")
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+HANDSHAKE_SECONDS = 10.0  # for the worker's first answer; the command itself may take as long as it takes
+GO = b"go\n"  # the client's word that it waits for the worker: before it, the worker runs nothing
 
 
 def main() -> NoReturn:
@@ -172,7 +174,7 @@ def _converse(connection: socket.socket, argv: Sequence[str], config_file: str) 
         for own, fd in zip((0, 1, 2), fds, strict=True):
             if fd != own:
                 os.close(fd)
-    return _await_exit(connection.makefile("rb"))
+    return _await_exit(connection)
 
 
 def _usable_fd(fd: int) -> int:
@@ -184,24 +186,31 @@ def _usable_fd(fd: int) -> int:
     return fd
 
 
-def _await_exit(replies: Any) -> int | None:
-    worker: int | None = None
-    saved: dict[int, Any] = {}
+def _await_exit(connection: socket.socket) -> int | None:
+    """The worker's answer. Until this side says "go", nothing has run there, so a server that does not
+    answer within HANDSHAKE_SECONDS, refuses, or goes away leaves the command to run here; after "go",
+    only the worker's exit code (or its end) is the answer."""
+    connection.settimeout(HANDSHAKE_SECONDS)
+    replies = connection.makefile("rb")
+    try:
+        first = json.loads(replies.readline() or b"{}")
+        if "pid" not in first:
+            return None  # refused, or gone before it began: nothing ran there
+        connection.sendall(GO)
+    except (OSError, ValueError):  # no answer in time (a stopped server), a reset, a garbled reply
+        return None
+    connection.settimeout(None)
+    saved = _forward_signals(int(first["pid"]))
     try:
         for line in replies:
             reply = json.loads(line)
-            if "refused" in reply:
-                return None  # nothing ran there: run it here
-            if "pid" in reply:
-                worker = int(reply["pid"])
-                saved = _forward_signals(worker)
-            elif "exit" in reply:
+            if "exit" in reply:
                 return int(reply["exit"])
+    except (OSError, ValueError):
+        pass
     finally:
         for signum, handler in saved.items():
             signal.signal(signum, handler)
-    if worker is None:
-        return None  # the server went away before it began: nothing ran there
     print(
         "mailroom: error: the daemon's command server stopped before the command finished "
         "(what it had committed stands; check with `mailroom queue` or `case show`)",

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
-from mailroom.cli.launch import HEADER, MAX_REQUEST, code_fingerprint
+from mailroom.cli.launch import GO, HEADER, MAX_REQUEST, code_fingerprint
 
 log = logging.getLogger("mailroom.cli.server")
 
@@ -175,6 +175,8 @@ def answer(connection: socket.socket, fingerprint: str) -> NoReturn:
         os.fchdir(fds[3])
         refuse_unless_same_view(request, fingerprint)
         send(connection, {"pid": os.getpid()})
+        if connection.makefile("rb").readline() != GO:
+            os._exit(0)  # the client gave up waiting and runs the command itself: run nothing here
         started = True
         take_over(request, fds)
         from mailroom.cli.main import run

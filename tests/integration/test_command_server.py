@@ -194,15 +194,37 @@ def test_another_user_is_refused_by_the_kernels_word() -> None:
         os.waitpid(child, 0)
 
 
-def test_a_worker_that_dies_mid_command_is_reported(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def answered(*replies: bytes, close: bool = True) -> tuple[int | None, bytes]:
+    """`_await_exit` against a stand-in worker that writes `replies` (then hangs up, with `close`), and
+    what the client said to it."""
+    client, worker = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with client, worker:
+        for reply in replies:
+            worker.sendall(reply)
+        if close:
+            worker.shutdown(socket.SHUT_WR)
+        code = launch._await_exit(client)
+        client.close()
+        return code, worker.makefile("rb").read()
+
+
+PID = json.dumps({"pid": 2**22 + 1}).encode() + b"\n"  # no such process
+
+
+def test_the_client_and_the_worker_agree_before_anything_runs(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    replies = [json.dumps({"pid": 2**22 + 1}).encode() + b"\n"]  # no such process; never an exit
-    assert launch._await_exit(iter(replies)) == 1
+    # The worker began (pid), was told "go", then ended without an exit code: one line, exit 1.
+    assert answered(PID) == (1, launch.GO)
     assert "command server stopped before the command finished" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers put back
-    assert launch._await_exit(iter([b'{"refused": "other code"}\n'])) is None
-    assert launch._await_exit(iter([])) is None
+    assert answered(PID, b'{"exit": 3}\n') == (3, launch.GO)
+    # Refused, or gone before it began: nothing ran there, no "go", the command runs here.
+    assert answered(b'{"refused": "other code"}\n') == (None, b"")
+    assert answered() == (None, b"")
+    # A server that does not answer in time: no "go" either, so its worker will run nothing.
+    monkeypatch.setattr(launch, "HANDSHAKE_SECONDS", 0.2)
+    assert answered(close=False) == (None, b"")
 
 
 def test_the_daemon_runs_the_server_and_it_ends_with_the_daemon(
@@ -286,3 +308,30 @@ def servers_at(path: Path) -> list[int]:
             if b"mailroom.cli.server" in words and str(path).encode() in words:
                 found.append(int(proc.name))
     return found
+
+
+def test_a_worker_runs_nothing_until_the_client_says_go(served: tuple[Env, Path]) -> None:
+    """A client that gave up waiting runs the command itself; the worker that answered late must not."""
+    env, path = served
+    argv = config_args(env, "case", "add", "MH-300099")
+    request = {
+        "argv": argv,
+        "env": dict(os.environ),
+        "umask": 0o077,
+        "code": launch.code_fingerprint(),
+        "files": launch.named_files(argv, str(env.config)),
+    }
+    cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+            connection.connect(str(path))
+            socket.send_fds(connection, [launch.encode_request(request)], [0, 1, 2, cwd])
+            assert "pid" in json.loads(connection.makefile("rb").readline())
+            # and hang up without "go"
+    finally:
+        os.close(cwd)
+    time.sleep(1.0)  # time enough for a worker that (wrongly) went on to add the case
+    assert env.run("case", "show", "MH-300099").err.strip() == "mailroom: error: no case MH-300099"
+    code, _, _ = delegated(argv, env.root)  # the same command, properly: it runs, once
+    assert code == 0
+    assert json.loads(env.run("case", "show", "MH-300099", "--json").out)["case_ref"] == "MH-300099"
