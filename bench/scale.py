@@ -233,8 +233,10 @@ def served(config: Path, commands: list[tuple[str, list[str], float, int]], refs
     """The same commands handed to a command server, as they run beside a daemon configured as the
     example config is (`[daemon] command_socket`; docs/operations.md §12)."""
     from mailroom.daemon.command_server import CommandServer
+    from tests.support.commands import socket_path
+    from tests.support.daemon import wait_until
 
-    socket = Path(tempfile.mkdtemp(prefix="mrbench-cs-")) / "command.sock"
+    socket = socket_path()
     text = config.read_text()
     with_socket = config.with_name("served.toml")
     with_socket.write_text(text.replace("[daemon]\n", f'[daemon]\ncommand_socket = "{socket}"\n', 1))
@@ -242,9 +244,7 @@ def served(config: Path, commands: list[tuple[str, list[str], float, int]], refs
     assert server is not None
     figures: list[Figure] = []
     try:
-        deadline = time.monotonic() + 60
-        while not socket.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(socket.exists, "the command server's socket", timeout=60)
         for name, argv, goal, runs in commands:
             if not goal or "--config" not in argv:
                 continue  # `--help` always runs in its own process; audit verify has no time goal

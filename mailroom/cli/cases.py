@@ -83,7 +83,6 @@ def case_import(cli: Cli, csv_file: Path, force: bool, as_json: bool) -> None:
 # A case's newest reports on screen; one with hundreds would fill pages of the terminal (--json has all).
 SUBMISSIONS_SHOWN = 50
 TIMELINES_SHOWN = 10
-OPEN_CLOCK_STATES = frozenset({"running", "breached", "escalated"})
 
 
 @case_group.command("show")
@@ -158,7 +157,9 @@ def _say_what_is_not_shown(view: dict[str, Any], submissions: list[Any], listed:
     older = len(view["submissions"]) - len(submissions)
     untold = 0 if view["restricted"] else sum("timeline" not in s for s in submissions)
     hidden = [c for c in view["clocks"] if c["submission_id"] not in listed]
-    still_open = sum(c["state"] in OPEN_CLOCK_STATES for c in hidden)
+    from mailroom.core.deadlines import OPEN_STATES
+
+    still_open = sum(c["state"] in OPEN_STATES for c in hidden)
     parts = [
         f"{older} older submission(s)" if older else "",
         f"{untold} timeline(s)" if untold else "",

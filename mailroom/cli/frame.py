@@ -119,12 +119,12 @@ class Cli:
         nothing else built. Plain sqlite3 or psycopg, so it loads no SQLAlchemy, no models, no daemon
         wiring and no gpg (issue 13), and on SQLite it never waits for the daemon's write lock."""
         if self._reader is None:
-            from mailroom.store.readonly import SCHEMA_HEAD, ReadOnly, require_schema
+            from mailroom.store.readonly import ReadOnly, require_schema
 
             reader = ReadOnly.open(self.settings().store.url) or ReadOnly.of_engine(self.engine())
             try:
                 with reader.snapshot():
-                    require_schema(reader, SCHEMA_HEAD)
+                    require_schema(reader)
             except BaseException:
                 reader.close()
                 raise

@@ -22,11 +22,12 @@ import json
 import os
 import signal
 import socket
-import struct
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
+
+from mailroom.cli.wire import GO, connect, encode_request
 
 CONFIG_ENV = "MAILROOM_CONFIG"
 DEFAULT_CONFIG = "/etc/mailroom/mailroom.toml"
@@ -35,12 +36,9 @@ IN_PROCESS_ENV = "MAILROOM_IN_PROCESS"
 # always run in the process that asks.
 IN_PROCESS = frozenset({"run", "harness", "demo", "db", "completion"})
 ROOT_FLAGS_IN_PROCESS = frozenset({"-h", "--help", "--version"})
-HEADER = struct.Struct("!I")
-MAX_REQUEST = 1 << 20
 PACKAGES = ("mailroom", "parsers", "outbox")
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 HANDSHAKE_SECONDS = 10.0  # for the worker's first answer; the command itself may take as long as it takes
-GO = b"go\n"  # the client's word that it waits for the worker: before it, the worker runs nothing
 
 
 def main() -> NoReturn:
@@ -63,11 +61,10 @@ def delegate(argv: Sequence[str]) -> int | None:
     address = socket_path(Path(config_file))
     if address is None:
         return None
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
-        try:
-            connection.connect(str(address))
-        except OSError:  # no daemon running, or a socket left by one that was killed
-            return None
+    connection = connect(address)
+    if connection is None:
+        return None
+    with connection:
         return _converse(connection, argv, config_file)
 
 
@@ -143,11 +140,6 @@ def named_files(argv: Sequence[str], config_file: str) -> list[tuple[str, int, i
                 continue
             found.append((candidate, stat.st_dev, stat.st_ino))
     return found
-
-
-def encode_request(request: dict[str, Any]) -> bytes:
-    body = json.dumps(request).encode("utf-8")
-    return HEADER.pack(len(body)) + body
 
 
 def _converse(connection: socket.socket, argv: Sequence[str], config_file: str) -> int | None:

@@ -30,7 +30,8 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
-from mailroom.cli.launch import GO, HEADER, MAX_REQUEST, code_fingerprint
+from mailroom.cli.launch import code_fingerprint
+from mailroom.cli.wire import GO, HEADER, MAX_REQUEST, connect
 
 log = logging.getLogger("mailroom.cli.server")
 
@@ -110,15 +111,12 @@ def preload() -> None:
 
 def listen(path: Path, *, quiet: bool = False) -> socket.socket | None:
     """The listening socket, 0600; None if another command server already answers there."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        try:
-            probe.connect(str(path))
-        except OSError:
-            pass
-        else:
-            if not quiet:
-                log.info("another command server answers at %s; standing by", path)
-            return None
+    other = connect(path)
+    if other is not None:
+        other.close()
+        if not quiet:
+            log.info("another command server answers at %s; standing by", path)
+        return None
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
         path.unlink()  # left by a server that was killed

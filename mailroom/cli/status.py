@@ -5,7 +5,6 @@ Exit 0 when healthy and 1 when something needs a person, so a Nagios or Icinga c
 
 from __future__ import annotations
 
-import socket
 from datetime import datetime, timedelta
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -73,14 +72,14 @@ def status(cli: Cli, as_json: bool) -> int:
 def command_server(path: Path | None) -> dict[str, Any]:
     """Whether the daemon's command server answers at `[daemon] command_socket` (an accelerator: it
     never makes status exit 1; without it, commands run in their own processes)."""
+    from mailroom.cli.wire import connect
+
     if path is None:
         return {"socket": None, "listening": False}
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        try:
-            probe.connect(str(path))
-        except OSError:
-            return {"socket": str(path), "listening": False}
-    return {"socket": str(path), "listening": True}
+    answer = connect(path)
+    if answer is not None:
+        answer.close()
+    return {"socket": str(path), "listening": answer is not None}
 
 
 def render(report: StatusReport, tz: ZoneInfo, commands: dict[str, Any] | None = None) -> list[str]:

@@ -287,15 +287,11 @@ class ClockKeeper:
         """Open clocks; with `now`, only those that can have a level due by then (`could_fire`)."""
         query = open_clocks()
         if now is not None:
-            # Ordered here, not in SQL: `ORDER BY due_at` leads SQLite's planner to walk every clock by
-            # due time (0.2 s at 592,000 clocks) instead of the few open ones by state.
-            query = query.where(could_fire(self.policy, self.calendar, now)).order_by(None)
+            query = query.where(could_fire(self.policy, self.calendar, now))
         if lock:
             # PostgreSQL: a second daemon waits here, then sees the levels this one recorded.
             query = query.with_for_update(of=Clock)
-        rows = session.exec(query).all()
-        if now is not None:
-            rows = sorted(rows, key=lambda row: (row[0].due_at, row[0].id))
+        rows = sorted(session.exec(query).all(), key=lambda row: (row[0].due_at, row[0].id))
         fired = fired_levels(session, [clock.id for clock, _ in rows if clock.id is not None])
         result = {}
         for clock, case in rows:

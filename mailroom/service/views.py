@@ -11,7 +11,7 @@ services' answers cannot drift apart.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from mailroom.core.config import ClockSettings, EscalationSettings, Settings
@@ -38,11 +38,6 @@ from mailroom.store.listings import (
     submissions_listing,
 )
 from mailroom.store.readonly import ReadOnly, Row, flag, from_json, iso, when
-
-
-def iso_or_none(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
 
 # -- settings the clocks need ------------------------------------------------------------------------------
 

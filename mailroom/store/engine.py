@@ -21,7 +21,7 @@ from mailroom.core.errors import DatabaseUnavailable, StoreError
 from mailroom.store.readonly import (
     SCHEMA_HEAD as SCHEMA_HEAD,
 )  # re-exported: migrations and tests read it here
-from mailroom.store.readonly import database_failure, file_write_problem
+from mailroom.store.readonly import check_revision, database_failure, file_write_problem
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -121,10 +121,7 @@ def head_revision() -> str:
 
 def require_current_schema(engine: Engine) -> None:
     """Refuse to run against a database that `mailroom db upgrade` has not brought up to date."""
-    current = current_revision(engine)
-    if current != SCHEMA_HEAD:
-        state = "empty" if current is None else f"at revision {current}"
-        raise StoreError(f"the database is {state}; run `mailroom db upgrade` first")
+    check_revision(current_revision(engine))
 
 
 def probe_write(engine: Engine) -> None:

@@ -186,9 +186,13 @@ def schema_revision(reader: ReadOnly) -> str | None:
     return None if value is None else str(value)
 
 
-def require_schema(reader: ReadOnly, head: str) -> None:
-    current = schema_revision(reader)
-    if current != head:
+def require_schema(reader: ReadOnly) -> None:
+    check_revision(schema_revision(reader))
+
+
+def check_revision(current: str | None) -> None:
+    """Refuse a database that `mailroom db upgrade` has not brought up to date (both read paths ask)."""
+    if current != SCHEMA_HEAD:
         state = "empty" if current is None else f"at revision {current}"
         raise StoreError(f"the database is {state}; run `mailroom db upgrade` first")
 

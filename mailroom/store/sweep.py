@@ -36,12 +36,13 @@ _ACTING = {
 
 
 def open_clocks() -> Any:
-    """Running, breached and escalated clocks with their cases, by due time (ix_clocks_state_due_at)."""
+    """Running, breached and escalated clocks with their cases (ix_clocks_state_due_at). Unordered: with
+    `ORDER BY due_at` SQLite's planner walks every clock by due time (0.2 s at 592,000 clocks) instead of
+    the few open ones by state; the caller orders the few it gets."""
     return (
         select(Clock, Case)
         .join(Case, col(Case.id) == col(Clock.case_id))
         .where(col(Clock.state).in_(list(OPEN_STATES)))
-        .order_by(col(Clock.due_at), col(Clock.id))
     )
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from mailroom.cli import launch, server
+from mailroom.cli import launch, server, wire
 from mailroom.daemon.command_server import CommandServer
 from tests.conftest import Env
 from tests.support import pdfs
@@ -215,10 +215,10 @@ def test_the_client_and_the_worker_agree_before_anything_runs(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The worker began (pid), was told "go", then ended without an exit code: one line, exit 1.
-    assert answered(PID) == (1, launch.GO)
+    assert answered(PID) == (1, wire.GO)
     assert "command server stopped before the command finished" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers put back
-    assert answered(PID, b'{"exit": 3}\n') == (3, launch.GO)
+    assert answered(PID, b'{"exit": 3}\n') == (3, wire.GO)
     # Refused, or gone before it began: nothing ran there, no "go", the command runs here.
     assert answered(b'{"refused": "other code"}\n') == (None, b"")
     assert answered() == (None, b"")
@@ -325,7 +325,7 @@ def test_a_worker_runs_nothing_until_the_client_says_go(served: tuple[Env, Path]
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
             connection.connect(str(path))
-            socket.send_fds(connection, [launch.encode_request(request)], [0, 1, 2, cwd])
+            socket.send_fds(connection, [wire.encode_request(request)], [0, 1, 2, cwd])
             assert "pid" in json.loads(connection.makefile("rb").readline())
             # and hang up without "go"
     finally:
