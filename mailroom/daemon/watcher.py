@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import logging
 import random
+from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy.engine import Engine
 
@@ -73,18 +74,28 @@ class InboxWatcher:
         # `refile` on the next connection finishes them.
         filing: dict[Disposition, list[int]] = {}
         fetching = self.mailbox.fetch_since(self.folder, last_uid, expect_uidvalidity=uidvalidity)
-        while group := list(itertools.islice(fetching, STORE_GROUP)):
-            # One gpg run stores the group's raw messages (their names journaled first), then one
-            # transaction ingests the group, a savepoint per message, the cursor with it.
-            stored = self.inbox.store_raw([fetched.raw for fetched in group], journal=self.key)
-            arrivals = [Arrival(f.raw, f.uidvalidity, f.uid, f.internaldate) for f in group]
-            outcomes = self.inbox.ingest_group(arrivals, stored, mailbox=self.key)
-            self.inbox.documents.close_journal(self.key)
-            for fetched, (disposition, new) in zip(group, outcomes, strict=True):
-                count += new
-                filing.setdefault(disposition, []).append(fetched.uid)
-            if sum(map(len, filing.values())) >= FILE_BATCH:
-                self._file(filing)
+        # One gpg run encrypts a group's raw messages, in a thread, so gpg has the other core while the
+        # group before is ingested. Only then are the group's files written (their names journaled first)
+        # and one transaction ingests it, a savepoint per message, the cursor with it: at most one group's
+        # files wait for a commit, as `reclaim_raw` expects.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailroom-seal") as sealer:
+            group = list(itertools.islice(fetching, STORE_GROUP))
+            sealing = sealer.submit(self.inbox.seal_raw, [f.raw for f in group])
+            while group:
+                sealed = sealing.result()
+                following = list(itertools.islice(fetching, STORE_GROUP))
+                sealing = sealer.submit(self.inbox.seal_raw, [f.raw for f in following])
+                raws = [fetched.raw for fetched in group]
+                stored = self.inbox.store_raw(raws, journal=self.key, sealed=sealed)
+                arrivals = [Arrival(f.raw, f.uidvalidity, f.uid, f.internaldate) for f in group]
+                outcomes = self.inbox.ingest_group(arrivals, stored, mailbox=self.key)
+                self.inbox.documents.close_journal(self.key)
+                for fetched, (disposition, new) in zip(group, outcomes, strict=True):
+                    count += new
+                    filing.setdefault(disposition, []).append(fetched.uid)
+                if sum(map(len, filing.values())) >= FILE_BATCH:
+                    self._file(filing)
+                group = following
         self._file(filing)
         return count
 

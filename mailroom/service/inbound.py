@@ -218,10 +218,17 @@ class Inbox:
                 found.update({row.uid: _disposition_for(row) for row in rows if row.uid is not None})
         return found
 
-    def store_raw(self, raws: Sequence[bytes], *, journal: str | None = None) -> list[StoredFile]:
-        """Encrypt and write several raw messages with one gpg run, ahead of their ingest; with `journal`,
-        their names are journaled first (see `reclaim_raw`)."""
-        return self.documents.put_many(raws, kind="inbound", journal=journal)
+    def seal_raw(self, raws: Sequence[bytes]) -> list[bytes]:
+        """Several raw messages encrypted with one gpg run, nothing written: a catch-up seals the next
+        group in a thread (gpg on the other core) while this one is ingested."""
+        return self.documents.seal_many(raws)
+
+    def store_raw(
+        self, raws: Sequence[bytes], *, journal: str | None = None, sealed: Sequence[bytes] | None = None
+    ) -> list[StoredFile]:
+        """Write several raw messages, encrypted with one gpg run (or given `sealed` by `seal_raw`), ahead
+        of their ingest; with `journal`, their names are journaled first (see `reclaim_raw`)."""
+        return self.documents.put_many(raws, kind="inbound", journal=journal, sealed=sealed)
 
     def reclaim_raw(self, journal: str) -> int:
         """Delete the journal's files that no committed row names (written for a group whose transaction

@@ -300,10 +300,6 @@ class Mailroom(CaseDesk):
         """`report mi`: submissions created in [start, end] (whole days, UTC), summarised."""
         return management_information(self.engine, self.settings.rejection_reasons, start, end)
 
-    def verify_audit(self) -> tuple[int, list[str]]:
-        with transaction(self.engine) as session:
-            return audit.verify_stream(session)
-
     # -- admin actions on the queue ------------------------------------------------------------------
 
     def hold(self, submission_id: int, *, actor: str) -> Submission:

@@ -219,11 +219,11 @@ def _in_this_process(
 ) -> Iterator[Checked]:
     raw = connection.connection.dbapi_connection
     assert raw is not None
-    cursor = raw.cursor()
+    cursor: Any = raw.cursor()  # DB-API: iterable, though SQLAlchemy's protocol does not say so
     try:
         for low, high in ranges:
             cursor.execute(statement, (low, high) if sqlite else {"low": low, "high": high})
-            yield audit_check.check_rows(cursor.fetchall(), text=True)
+            yield audit_check.check_rows(cursor)
     finally:
         cursor.close()
 
