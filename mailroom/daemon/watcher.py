@@ -10,12 +10,16 @@ import asyncio
 import itertools
 import logging
 import random
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 
 from sqlalchemy.engine import Engine
 
+from mailroom.daemon.reading_pool import ReadingPool
 from mailroom.daemon.runners import Backoff, Heartbeat, sleep_or_stop
 from mailroom.edges.imap import (
+    FetchedMessage,
     MailboxAuthError,
     MailboxError,
     MailboxUnavailable,
@@ -25,6 +29,8 @@ from mailroom.edges.leader import Leadership
 from mailroom.edges.mailbox import Mailbox
 from mailroom.service.inbound import Arrival, Disposition, Inbox, cursor_for
 from mailroom.service.outage import OutageLog
+from mailroom.service.reading import Reading
+from mailroom.store.documents import StoredFile
 from mailroom.store.engine import transaction
 from outbox.errors import CryptoError
 
@@ -66,38 +72,69 @@ class InboxWatcher:
         if reconnected:
             self.refile(uidvalidity, last_uid)
         # A group cut off by a crash (or rolled back) left raw files no row names: delete them first.
-        reclaimed = self.inbox.reclaim_raw(self.key)
+        reclaimed = self.inbox.reclaim_raw(self._journal(0)) + self.inbox.reclaim_raw(self._journal(1))
         if reclaimed:
             log.info("%s: removed %d raw file(s) of a group that did not commit", self.key, reclaimed)
-        count = 0
         # Moves go out a batch at a time, after the commits they follow; if the connection drops first,
         # `refile` on the next connection finishes them.
         filing: dict[Disposition, list[int]] = {}
         fetching = self.mailbox.fetch_since(self.folder, last_uid, expect_uidvalidity=uidvalidity)
-        # One gpg run encrypts a group's raw messages, in a thread, so gpg has the other core while the
-        # group before is ingested. Only then are the group's files written (their names journaled first)
-        # and one transaction ingests it, a savepoint per message, the cursor with it: at most one group's
-        # files wait for a commit, as `reclaim_raw` expects.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailroom-seal") as sealer:
+        count = self._ingest_groups(fetching, filing)
+        self._file(filing)
+        return count
+
+    def _ingest_groups(self, fetching: Iterator[FetchedMessage], filing: dict[Disposition, list[int]]) -> int:
+        """The catch-up's groups of STORE_GROUP, each ingested in one transaction (a savepoint per message,
+        the cursor with it); returns how many messages were new.
+
+        While a group is ingested, the next one is stored in a thread (one gpg run encrypts it, its files
+        are written and fsynced) and, in a long catch-up, read in a worker process (`ReadingPool`): gpg,
+        the fsyncs and the reading wait on or take the other core instead of the daemon's. So two groups'
+        files may wait for a commit at once, each group's named first in a journal of its own (two, in
+        turn), which `reclaim_raw` empties before the next catch-up."""
+        count = 0
+        with (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailroom-store") as storer,
+            ExitStack() as stack,
+        ):
+            pool: ReadingPool | None = None
+            reading: Future[list[Reading]] | None = None
             group = list(itertools.islice(fetching, STORE_GROUP))
-            sealing = sealer.submit(self.inbox.seal_raw, [f.raw for f in group])
-            while group:
-                sealed = sealing.result()
+            storing = self._store(storer, group, 0)
+            for number in itertools.count():
+                if not group:
+                    break
+                stored = storing.result()
+                readings = pool.readings(reading, len(group)) if pool else None
                 following = list(itertools.islice(fetching, STORE_GROUP))
-                sealing = sealer.submit(self.inbox.seal_raw, [f.raw for f in following])
-                raws = [fetched.raw for fetched in group]
-                stored = self.inbox.store_raw(raws, journal=self.key, sealed=sealed)
+                storing = self._store(storer, following, number + 1)
+                if pool is None and len(following) == STORE_GROUP:  # long enough to pay for a worker
+                    pool = stack.enter_context(ReadingPool(self.inbox.settings))
+                reading = pool.submit([f.raw for f in following]) if pool else None
                 arrivals = [Arrival(f.raw, f.uidvalidity, f.uid, f.internaldate) for f in group]
-                outcomes = self.inbox.ingest_group(arrivals, stored, mailbox=self.key)
-                self.inbox.documents.close_journal(self.key)
+                outcomes = self.inbox.ingest_group(arrivals, stored, mailbox=self.key, readings=readings)
+                self.inbox.documents.close_journal(self._journal(number))
                 for fetched, (disposition, new) in zip(group, outcomes, strict=True):
                     count += new
                     filing.setdefault(disposition, []).append(fetched.uid)
                 if sum(map(len, filing.values())) >= FILE_BATCH:
                     self._file(filing)
                 group = following
-        self._file(filing)
         return count
+
+    def _store(
+        self, storer: ThreadPoolExecutor, group: list[FetchedMessage], number: int
+    ) -> Future[list[StoredFile]]:
+        if not group:  # the end of the folder: no journal to write
+            nothing: Future[list[StoredFile]] = Future()
+            nothing.set_result([])
+            return nothing
+        raws = [fetched.raw for fetched in group]
+        return storer.submit(self.inbox.store_raw, raws, journal=self._journal(number))
+
+    def _journal(self, number: int) -> str:
+        """Group `number`'s journal: a catch-up's two, in turn (the first keeps the mailbox's name)."""
+        return self.key if number % 2 == 0 else f"{self.key}#2"
 
     def refile(self, uidvalidity: int, last_uid: int) -> int:
         """File messages that were processed but are still in the folder: the daemon stopped (or the

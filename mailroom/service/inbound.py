@@ -117,18 +117,25 @@ class Inbox:
         return result
 
     def ingest_group(
-        self, arrivals: Sequence[Arrival], stored: Sequence[StoredFile], *, mailbox: str
+        self,
+        arrivals: Sequence[Arrival],
+        stored: Sequence[StoredFile],
+        *,
+        mailbox: str,
+        readings: Sequence[Reading] | None = None,
     ) -> list[tuple[Disposition, bool]]:
         """A fetched group in one transaction, a SAVEPOINT per message: a message that raises rolls back
         only its own work (its audit events too: `audit.savepoint`) and is quarantined for replay, and the
-        rest commit together with the folder's cursor. Returns (disposition, new) per message."""
+        rest commit together with the folder's cursor. Returns (disposition, new) per message.
+        `readings`: `read` of each message, when the caller has them (a catch-up's reading worker)."""
         outcomes: list[tuple[Disposition, bool]] = []
         lines: list[str] = []
+        known: Sequence[Reading | None] = readings if readings is not None else [None] * len(arrivals)
         with transaction(self.engine) as session:
-            for arrival, raw_file in zip(arrivals, stored, strict=True):
+            for arrival, raw_file, reading in zip(arrivals, stored, known, strict=True):
                 try:
                     with audit.savepoint(session):
-                        result, line = self._ingest_in(session, arrival, mailbox, raw_file, None)
+                        result, line = self._ingest_in(session, arrival, mailbox, raw_file, reading)
                 except Exception as exc:  # one bad message must not stop the mailbox
                     log.exception(FAILED, arrival.uid)
                     with audit.savepoint(session):
@@ -218,17 +225,11 @@ class Inbox:
                 found.update({row.uid: _disposition_for(row) for row in rows if row.uid is not None})
         return found
 
-    def seal_raw(self, raws: Sequence[bytes]) -> list[bytes]:
-        """Several raw messages encrypted with one gpg run, nothing written: a catch-up seals the next
-        group in a thread (gpg on the other core) while this one is ingested."""
-        return self.documents.seal_many(raws)
-
-    def store_raw(
-        self, raws: Sequence[bytes], *, journal: str | None = None, sealed: Sequence[bytes] | None = None
-    ) -> list[StoredFile]:
-        """Write several raw messages, encrypted with one gpg run (or given `sealed` by `seal_raw`), ahead
-        of their ingest; with `journal`, their names are journaled first (see `reclaim_raw`)."""
-        return self.documents.put_many(raws, kind="inbound", journal=journal, sealed=sealed)
+    def store_raw(self, raws: Sequence[bytes], *, journal: str | None = None) -> list[StoredFile]:
+        """Encrypt and write several raw messages with one gpg run, ahead of their ingest; with `journal`,
+        their names are journaled first (see `reclaim_raw`). Touches no database: a catch-up stores the
+        next group in a thread while it ingests this one."""
+        return self.documents.put_many(raws, kind="inbound", journal=journal)
 
     def reclaim_raw(self, journal: str) -> int:
         """Delete the journal's files that no committed row names (written for a group whose transaction

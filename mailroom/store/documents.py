@@ -58,28 +58,12 @@ class DocumentStore:
         """Encrypt and write `data`; returns where it went and the sha256 of the plain bytes."""
         return self._write(data, self.cipher.encrypt(data), kind=kind)
 
-    def seal_many(self, items: Sequence[bytes]) -> list[bytes]:
-        """The encrypted form of each item, one gpg run for all (CryptoError if any fails); nothing is
-        written to the store, so it may run in another thread while that thread's caller works on."""
-        return self.cipher.encrypt_many(items)
-
-    def put_many(
-        self,
-        items: Sequence[bytes],
-        *,
-        kind: str,
-        journal: str | None = None,
-        sealed: Sequence[bytes] | None = None,
-    ) -> list[StoredFile]:
-        """`put` for several at once: one gpg run for all of them (CryptoError if any fails), or none if
-        `sealed` is already `seal_many(items)`.
+    def put_many(self, items: Sequence[bytes], *, kind: str, journal: str | None = None) -> list[StoredFile]:
+        """`put` for several at once: one gpg run for all of them (CryptoError if any fails).
 
         With `journal`, the files' names are first written (fsynced) to the journal of that name, so a
         crash before the rows naming them commit leaves no file that `reclaim` cannot find."""
-        if sealed is None:
-            sealed = self.seal_many(items)
-        if len(sealed) != len(items):
-            raise ValueError("put_many: one sealed blob is needed for each item")
+        sealed = self.cipher.encrypt_many(items)
         paths = [self._new_path(kind) for _ in items]
         if journal is not None:
             write_private(self._journal(journal), "".join(f"{path}\n" for path in paths).encode())

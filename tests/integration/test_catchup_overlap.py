@@ -1,8 +1,10 @@
-"""Issue 13, part 4: a catch-up has gpg encrypt the next group's raw messages in a thread (gpg then takes
-the other core) while it ingests this group, and writes a group's files only once the group before has
-committed, so the journal still names one uncommitted group at most (`Inbox.reclaim_raw`).
+"""Issue 13, part 4: a catch-up stores the next group (one gpg run, its files written and fsynced) in a
+thread and, when it is long, reads it in a worker process, while it ingests this group.
 
-Real Dovecot, real gpg, SQLite on disk: three groups of 25 and a part group.
+What must still hold: every raw file is named by a committed row or by a journal at every moment, so a
+kill -9 leaves nothing `reclaim_raw` cannot find (two groups' files may now wait at once, each named in
+its own journal); each message is stored once and its file decrypts to its very bytes; the Readings the
+worker made are the ones the daemon would have made. Real Dovecot, real gpg, SQLite on disk.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from typing import Any
 
 import pytest
 
-from mailroom.daemon.app import build
+from mailroom.daemon.app import Parts, build
 from mailroom.daemon.watcher import STORE_GROUP
 from mailroom.edges.configfile import load_settings
+from mailroom.service.inbound import Arrival
+from mailroom.service.reading import Reading
 from tests.conftest import Env
 from tests.integration.conftest import own_folders
 from tests.support.dovecot import ALICE, Dovecot
@@ -45,48 +49,93 @@ def _rows(env: Env) -> list[tuple[str, str]]:
         return db.execute("SELECT stored_path, raw_sha256 FROM inbound_messages ORDER BY uid").fetchall()
 
 
-def test_the_next_group_is_sealed_in_a_thread_and_written_only_after_this_one_commits(
-    make_daemon_env: Callable[..., Env], dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _journaled(env: Env) -> set[str]:
+    names: set[str] = set()
+    for journal in (env.root / "documents").glob(".journal-*"):
+        names.update(line for line in journal.read_text().splitlines() if line)
+    return names
+
+
+def _files(env: Env) -> set[str]:
+    inbound = env.root / "documents" / "inbound"
+    return {str(path) for path in inbound.iterdir()} if inbound.is_dir() else set()
+
+
+@pytest.fixture
+def rig(make_daemon_env: Callable[..., Env], dovecot: Dovecot) -> tuple[Env, Parts, str]:
     folder, folders = own_folders(dovecot, "O")
     env = make_daemon_env(mailbox=dovecot, imap=folders)
     parts = build(load_settings(env.config))
     assert parts.watcher is not None and parts.inbox.documents.encrypted
+    return env, parts, folder
+
+
+def test_a_long_catch_up_stores_and_reads_ahead_and_every_file_is_always_accounted_for(
+    rig: tuple[Env, Parts, str], dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env, parts, folder = rig
+    assert parts.watcher is not None
     for number in range(MESSAGES):
         dovecot.append(ALICE, folder, _message(number))
-
-    sealed_in: list[int] = []
-    committed_before_write: list[int] = []
-    seal, store = parts.inbox.seal_raw, parts.inbox.store_raw
-
-    def sealing(raws: Sequence[bytes]) -> list[bytes]:
-        sealed_in.append(threading.get_ident())
-        return seal(raws)
+    stored_in: list[int] = []
+    unaccounted: list[set[str]] = []
+    given: list[Sequence[Reading] | None] = []
+    store, ingest_group = parts.inbox.store_raw, parts.inbox.ingest_group
 
     def storing(raws: Sequence[bytes], **options: Any) -> Any:
-        assert options.get("sealed") is not None, "the group was encrypted again"
-        committed_before_write.append(len(_rows(env)))
-        return store(raws, **options)
+        stored_in.append(threading.get_ident())
+        stored = store(raws, **options)
+        # Files first, then the journals, then the committed rows: a group commits before its journal
+        # closes, so nothing is missed between the reads.
+        files, journaled = _files(env), _journaled(env)
+        unaccounted.append(files - journaled - {path for path, _ in _rows(env)})
+        return stored
 
-    monkeypatch.setattr(parts.inbox, "seal_raw", sealing)
+    def ingesting(arrivals: Sequence[Arrival], stored: Any, **options: Any) -> Any:
+        readings = options.get("readings")
+        given.append(readings)
+        if readings is not None:  # the worker's reading is the daemon's own
+            assert list(readings) == [parts.inbox.read(arrival.raw) for arrival in arrivals]
+        return ingest_group(arrivals, stored, **options)
+
     monkeypatch.setattr(parts.inbox, "store_raw", storing)
+    monkeypatch.setattr(parts.inbox, "ingest_group", ingesting)
     try:
         assert parts.watcher.catch_up() == MESSAGES
     finally:
         parts.watcher.mailbox.close()
 
     groups = -(-MESSAGES // STORE_GROUP)
-    # Each group is written once the one before has committed: never two groups' files uncommitted.
-    assert committed_before_write == [STORE_GROUP * k for k in range(groups)]
-    # One sealing a group, plus the empty one asked for after the last; none on the catch-up's thread.
-    assert len(sealed_in) == groups + 1
-    assert threading.get_ident() not in sealed_in
-    # Every row names its own message's file, encrypted (gpg reads it back to the very bytes), and no file
-    # is left over that no row names, nor a journal.
+    assert len(stored_in) == groups and threading.get_ident() not in stored_in
+    assert unaccounted == [set()] * groups
+    # The first group is read here while the worker starts; the rest were read by it.
+    assert given[0] is None and all(readings is not None for readings in given[1:])
     rows = _rows(env)
     assert len(rows) == MESSAGES
     for stored_path, raw_sha256 in rows:
         assert hashlib.sha256(parts.inbox.documents.get(Path(stored_path))).hexdigest() == raw_sha256
-    inbound = env.root / "documents" / "inbound"
-    assert {str(path) for path in inbound.iterdir()} == {path for path, _ in rows}
+    assert _files(env) == {path for path, _ in rows}
     assert not list((env.root / "documents").glob(".journal-*"))
+
+
+def test_two_groups_stored_and_never_committed_are_both_reclaimed(
+    rig: tuple[Env, Parts, str], dovecot: Dovecot, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What a kill -9 leaves when it comes while one group is ingested and the next is stored."""
+    env, parts, folder = rig
+    watcher = parts.watcher
+    assert watcher is not None
+    left = [
+        parts.inbox.store_raw([_message(n) for n in range(3)], journal=watcher._journal(0)),
+        parts.inbox.store_raw([_message(n) for n in range(3, 5)], journal=watcher._journal(1)),
+    ]
+    assert _files(env) == {str(f.path) for files in left for f in files}
+    dovecot.append(ALICE, folder, _message(99))
+    caplog.set_level("INFO")
+    try:
+        assert watcher.catch_up() == 1
+    finally:
+        watcher.mailbox.close()
+    assert _files(env) == {path for path, _ in _rows(env)} and len(_rows(env)) == 1
+    assert not list((env.root / "documents").glob(".journal-*"))
+    assert any("removed 5 raw file(s)" in record.getMessage() for record in caplog.records)
