@@ -109,6 +109,7 @@ class InboxWatcher:
                 following = list(itertools.islice(fetching, STORE_GROUP))
                 storing = self._store(storer, following, number + 1)
                 if pool is None and len(following) == STORE_GROUP:  # long enough to pay for a worker
+                    log.info("%s: a long catch-up; reading ahead in a worker process", self.key)
                     pool = stack.enter_context(ReadingPool(self.inbox.settings))
                 reading = pool.submit([f.raw for f in following]) if pool else None
                 arrivals = [Arrival(f.raw, f.uidvalidity, f.uid, f.internaldate) for f in group]

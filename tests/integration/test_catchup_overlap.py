@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from email.message import EmailMessage
@@ -139,3 +141,20 @@ def test_two_groups_stored_and_never_committed_are_both_reclaimed(
     assert _files(env) == {path for path, _ in _rows(env)} and len(_rows(env)) == 1
     assert not list((env.root / "documents").glob(".journal-*"))
     assert any("removed 5 raw file(s)" in record.getMessage() for record in caplog.records)
+
+
+def test_the_daemon_catches_up_with_its_reading_worker_from_the_installed_command(
+    rig: tuple[Env, Parts, str], dovecot: Dovecot
+) -> None:
+    """`mailroom run --once` as systemd starts it (the installed entry point, a new process): the spawned
+    worker starts from that script without running it again, reads, and goes with the catch-up."""
+    env, _, folder = rig
+    for number in range(MESSAGES):
+        dovecot.append(ALICE, folder, _message(number))
+    command = [str(Path(sys.executable).with_name("mailroom")), "--config", str(env.config), "run", "--once"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and "reading worker:" not in done.stderr
+    assert "a long catch-up; reading ahead in a worker process" in done.stderr
+    assert len(_rows(env)) == MESSAGES
+    assert _files(env) == {path for path, _ in _rows(env)}

@@ -1,0 +1,64 @@
+"""The catch-up's reading worker (`ReadingPool`): its Readings are the daemon's own, and when it cannot
+read (it died, or reading raised there) the caller gets None and reads the group itself."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from collections.abc import Callable
+from email.message import EmailMessage
+
+import pytest
+
+from mailroom.daemon.reading_pool import ReadingPool
+from mailroom.edges.configfile import load_settings
+from mailroom.service.reading import classify_policy, read_message
+from tests.conftest import Env
+
+
+def _raws() -> list[bytes]:
+    raws = []
+    for number in range(3):
+        message = EmailMessage()
+        message["From"] = "Access to Work <accesstowork.mhss@dwp.gov.uk>"
+        message["Subject"] = f"RE: Support Plan MH-1000{number} [S-00000{number}]"
+        message["Message-ID"] = f"<pool-{number}@dwp.gov.uk>"
+        message.set_content("Thank you for your email. We have received it.\n")
+        raws.append(message.as_bytes())
+    raws.append(b"\xff\xfe not a message at all")
+    return raws
+
+
+def test_the_workers_readings_are_the_daemons_own(make_env: Callable[..., Env]) -> None:
+    settings = load_settings(make_env().config)
+    raws = _raws()
+    with ReadingPool(settings) as pool:
+        readings = pool.readings(pool.submit(raws), len(raws))
+    policy = classify_policy(settings)
+    assert readings == [read_message(raw, settings, policy) for raw in raws]
+
+
+def test_a_worker_that_dies_leaves_the_reading_to_the_daemon_for_the_rest_of_the_catch_up(
+    make_env: Callable[..., Env], caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = load_settings(make_env().config)
+    raws = _raws()
+    caplog.set_level(logging.WARNING)
+    with ReadingPool(settings) as pool:
+        assert pool.readings(pool.submit(raws), len(raws)) is not None  # the worker is up
+        executor = pool._executor
+        assert executor is not None
+        for pid in list(executor._processes):  # kill -9, as the OOM killer would
+            os.kill(pid, signal.SIGKILL)
+        assert pool.readings(pool.submit(raws), len(raws)) is None
+        assert pool.submit(raws) is None  # no new worker for the rest of this catch-up
+    said = [r.getMessage() for r in caplog.records if r.name == "mailroom.daemon.reading_pool"]
+    # "it died" (found by the result) or "it stopped" (found by the submit), whichever came first: once.
+    assert len(said) == 1 and said[0].endswith("; the rest of this catch-up is read in the daemon"), said
+
+
+def test_nothing_to_read_asks_nothing(make_env: Callable[..., Env]) -> None:
+    with ReadingPool(load_settings(make_env().config)) as pool:
+        assert pool.submit([]) is None
+        assert pool.readings(None, 0) is None
