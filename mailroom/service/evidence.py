@@ -41,13 +41,17 @@ class Evidence:
 
     def match(
         self, session: Session, msg: ParsedMessage, classification: Classification, *, received: datetime
-    ) -> Match:
-        candidates = self._threads(session, msg, classification)
+    ) -> tuple[Match, dict[int, Submission]]:
+        """The match, and the submissions loaded on the way by id (the matched one among them, so the
+        caller need not load it again: the session keeps no strong reference to an unchanged row)."""
+        loaded: dict[int, Submission] = {}
+        candidates = self._threads(session, msg, classification, loaded)
         if classification.kind == Kind.BOUNCE and not candidates:
-            candidates += self._returned(session, msg)
+            candidates += self._returned(session, msg, loaded)
         for token in find_submission_tokens(msg.subject):
             sub = _by_token(session, token)
             if sub is not None and sub.id is not None:
+                loaded[sub.id] = sub
                 candidates.append(Candidate(Method.SUBJECT_TOKEN, sub.case_id, sub.id))
         text = searchable_text(msg)
         for case in queries.cases_by_refs(
@@ -57,12 +61,12 @@ class Evidence:
             candidates.append(Candidate(Method.CASE_REF, case.id))
         candidates += self._nino_candidates(session, text)
         if not candidates and self.for_dwp_inbox(classification):
-            candidates += self._sent_before(session, msg.date or received)
+            candidates += self._sent_before(session, msg.date or received, loaded)
         open_subs: list[OpenSubmission] = []
         if needs_open_submissions(candidates):
             open_subs = self._open_submissions(session, candidates[0].case_id)
         named = [code for code, word in self._report_type_words.items() if word.search(text)]
-        return decide(candidates, open_subs, report_types_named=named)
+        return decide(candidates, open_subs, report_types_named=named), loaded
 
     def for_dwp_inbox(self, classification: Classification) -> bool:
         """A bounce whose failed recipient is DWP's inbox: one of our reports did not arrive."""
@@ -70,20 +74,28 @@ class Evidence:
         inbox = self.settings.dwp.inbox.lower()
         return classification.kind == Kind.BOUNCE and dsn is not None and inbox in dsn.recipients
 
-    def _threads(self, session: Session, msg: ParsedMessage, c: Classification) -> list[Candidate]:
+    def _threads(
+        self, session: Session, msg: ParsedMessage, c: Classification, loaded: dict[int, Submission]
+    ) -> list[Candidate]:
         threads = [(Method.IN_REPLY_TO, msg.in_reply_to)] if msg.in_reply_to else []
         threads += [(Method.REFERENCES, ref) for ref in msg.references]
         if c.dsn and c.dsn.original_message_id:
             threads.append((Method.DSN_ORIGINAL, c.dsn.original_message_id))
         candidates = []
+        found: dict[str, Submission | None] = {}  # In-Reply-To and References usually name the same one
         for method, value in threads:
             for message_id in find_message_ids(value) or (value,):
-                sub = queries.submission_by_message_id(session, message_id)
+                if message_id not in found:
+                    found[message_id] = queries.submission_by_message_id(session, message_id)
+                sub = found[message_id]
                 if sub is not None and sub.id is not None:
+                    loaded[sub.id] = sub
                     candidates.append(Candidate(method, sub.case_id, sub.id))
         return candidates
 
-    def _returned(self, session: Session, msg: ParsedMessage) -> list[Candidate]:
+    def _returned(
+        self, session: Session, msg: ParsedMessage, loaded: dict[int, Submission]
+    ) -> list[Candidate]:
         """Our Message-IDs and submission tokens anywhere in a bounce: its text, the returned copy."""
         text = "\n".join((msg.text, *(a.text for a in msg.attachments)))
         candidates: list[Candidate] = []
@@ -91,20 +103,25 @@ class Evidence:
         for message_id in find_message_ids(text):
             sub = queries.submission_by_message_id(session, message_id)
             if sub is not None and sub.id is not None and sub.id not in seen:
+                loaded[sub.id] = sub
                 candidates.append(Candidate(Method.MESSAGE_ID_IN_TEXT, sub.case_id, sub.id))
                 seen.add(sub.id)
         for token in find_submission_tokens(text):
             sub = _by_token(session, token)
             if sub is not None and sub.id is not None and sub.id not in seen:
+                loaded[sub.id] = sub
                 candidates.append(Candidate(Method.TOKEN_IN_TEXT, sub.case_id, sub.id))
                 seen.add(sub.id)
         return candidates
 
-    def _sent_before(self, session: Session, when: datetime) -> list[Candidate]:
+    def _sent_before(
+        self, session: Session, when: datetime, loaded: dict[int, Submission]
+    ) -> list[Candidate]:
         """The one report sent to the DWP inbox in the lookback before the bounce, if there is exactly one."""
         sent = queries.submissions_sent_between(session, when - BOUNCE_LOOKBACK, when)
         if len(sent) != 1 or sent[0].id is None:
             return []
+        loaded[sent[0].id] = sent[0]
         return [Candidate(Method.RECIPIENT_AND_TIME, sent[0].case_id, sent[0].id)]
 
     def _nino_candidates(self, session: Session, text: str) -> list[Candidate]:

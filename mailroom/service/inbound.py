@@ -25,6 +25,7 @@ from mailroom.service.evidence import Evidence
 from mailroom.service.notice_effects import NoticeEffects
 from mailroom.service.reading import Reading, classify_policy, read_message
 from mailroom.service.review import ReviewDesk
+from mailroom.service.seen_before import SeenBefore
 from mailroom.store import audit, queries
 from mailroom.store.documents import DocumentStore, StoredFile
 from mailroom.store.engine import transaction
@@ -130,18 +131,24 @@ class Inbox:
         `readings`: `read` of each message, when the caller has them (a catch-up's reading worker)."""
         outcomes: list[tuple[Disposition, bool]] = []
         lines: list[str] = []
-        known: Sequence[Reading | None] = readings if readings is not None else [None] * len(arrivals)
+        # Read first (a message that cannot be read is read again below, where its error quarantines it),
+        # so the group's duplicates are looked up with two queries, not two a message.
+        known = list(readings) if readings is not None else [self._read_or_none(a.raw) for a in arrivals]
         with transaction(self.engine) as session:
+            seen = self._seen_before(session, mailbox, arrivals, known)
             for arrival, raw_file, reading in zip(arrivals, stored, known, strict=True):
                 try:
                     with audit.savepoint(session):
-                        result, line = self._ingest_in(session, arrival, mailbox, raw_file, reading)
+                        result, line = self._ingest_in(session, arrival, mailbox, raw_file, reading, seen)
                 except Exception as exc:  # one bad message must not stop the mailbox
                     log.exception(FAILED, arrival.uid)
                     with audit.savepoint(session):
                         self._quarantine_in(session, arrival, mailbox, exc, raw_file)
                     outcomes.append((Disposition.QUARANTINE, True))
+                    seen = None  # its quarantine row is new here: the rest of the group asks the database
                     continue
+                if seen is not None and reading is not None:
+                    seen.done(arrival.uidvalidity, arrival.uid, reading.message_id)
                 outcomes.append((result.disposition, not result.duplicate))
                 lines.append(line)
             last = [a for a in arrivals if a.uid is not None and a.uidvalidity is not None]
@@ -153,6 +160,23 @@ class Inbox:
             log.info("%s", line)
         return outcomes
 
+    def _read_or_none(self, raw: bytes) -> Reading | None:
+        try:
+            return self.read(raw)
+        except Exception:  # read again in the message's own savepoint, where the error quarantines it
+            return None
+
+    @staticmethod
+    def _seen_before(
+        session: Session, mailbox: str, arrivals: Sequence[Arrival], readings: Sequence[Reading | None]
+    ) -> SeenBefore | None:
+        """Two queries for the group's duplicates, when every message has its place and its reading."""
+        places = [(a.uidvalidity, a.uid) for a in arrivals if a.uidvalidity is not None and a.uid is not None]
+        ids = [r.message_id for r in readings if r is not None]
+        if len(arrivals) < 2 or len(places) < len(arrivals) or len(ids) < len(arrivals):
+            return None
+        return SeenBefore.load(session, mailbox, places, ids)
+
     def _ingest_in(
         self,
         session: Session,
@@ -160,12 +184,15 @@ class Inbox:
         mailbox: str,
         stored: StoredFile | None,
         reading: Reading | None,
+        seen: SeenBefore | None = None,
     ) -> tuple[IngestResult, str]:
         """One message in the caller's transaction; the result and the INFO line to log once committed."""
         raw, uidvalidity, uid = arrival.raw, arrival.uidvalidity, arrival.uid
         reading = reading or self.read(raw)
         received = arrival.received_at or self.now()
-        duplicate = self._duplicate(session, reading, mailbox=mailbox, uidvalidity=uidvalidity, uid=uid)
+        duplicate = self._duplicate(
+            session, reading, mailbox=mailbox, uidvalidity=uidvalidity, uid=uid, seen=seen
+        )
         if duplicate is not None:
             if stored is not None:
                 self.documents.delete(stored.path)
@@ -280,6 +307,18 @@ class Inbox:
     ) -> int | None:
         raw = arrival.raw
         sha = hashlib.sha256(raw).hexdigest()
+        failed_before = session.exec(
+            select(InboundMessage).where(
+                InboundMessage.message_id == f"<{sha}@failed>", InboundMessage.raw_sha256 == sha
+            )
+        ).first()
+        if failed_before is not None:
+            # The same bytes failed before (a redelivery, or a copy earlier in this group): that row is the
+            # one a person replays. A second row could not be written (Message-ID and sha256 are unique),
+            # and raising here would fail the whole group again on every catch-up.
+            if stored is not None:
+                self.documents.delete(stored.path)
+            return failed_before.id
         stored = self._raw_file(raw, stored)
         row = InboundMessage(
             mailbox=mailbox,
@@ -308,28 +347,48 @@ class Inbox:
         return row.id
 
     def _duplicate(
-        self, session: Session, reading: Reading, *, mailbox: str, uidvalidity: int | None, uid: int | None
+        self,
+        session: Session,
+        reading: Reading,
+        *,
+        mailbox: str,
+        uidvalidity: int | None,
+        uid: int | None,
+        seen: SeenBefore | None = None,
     ) -> IngestResult | None:
-        if uid is not None:
-            seen = session.exec(
-                select(InboundMessage).where(
-                    InboundMessage.mailbox == mailbox,
-                    InboundMessage.uidvalidity == uidvalidity,
-                    InboundMessage.uid == uid,
-                )
-            ).first()
-            if seen:
-                return IngestResult(
-                    seen.id,
-                    seen.state,
-                    seen.kind,
-                    Disposition.LEAVE,
-                    duplicate=True,
-                    detail="seen before at this UID",
-                )
-        same = session.exec(
-            select(InboundMessage).where(InboundMessage.message_id == reading.message_id[:998])
-        ).all()
+        """The result of a message ingested before (at this UID, or the same notice by Message-ID)."""
+        same: Sequence[InboundMessage]
+        if seen is not None and seen.answers(uidvalidity, uid, reading.message_id):
+            assert uid is not None and uidvalidity is not None  # SeenBefore is only made for such groups
+            at_uid, same = seen.at(uidvalidity, uid), seen.with_message_id(reading.message_id)
+        else:
+            at_uid = self._at_uid(session, mailbox, uidvalidity, uid) if uid is not None else None
+            same = queries.inbound_by_message_id(session, reading.message_id[:998])
+        return self._as_duplicate(reading, at_uid, same)
+
+    @staticmethod
+    def _at_uid(session: Session, mailbox: str, uidvalidity: int | None, uid: int) -> InboundMessage | None:
+        return session.exec(
+            select(InboundMessage).where(
+                InboundMessage.mailbox == mailbox,
+                InboundMessage.uidvalidity == uidvalidity,
+                InboundMessage.uid == uid,
+            )
+        ).first()
+
+    @staticmethod
+    def _as_duplicate(
+        reading: Reading, at_uid: InboundMessage | None, same: Sequence[InboundMessage]
+    ) -> IngestResult | None:
+        if at_uid is not None:
+            return IngestResult(
+                at_uid.id,
+                at_uid.state,
+                at_uid.kind,
+                Disposition.LEAVE,
+                duplicate=True,
+                detail="seen before at this UID",
+            )
         for seen in same:
             # The same bytes, or (for a real Message-ID) the same notice delivered again with new trace
             # headers: either way its effects were applied once already.
@@ -351,7 +410,7 @@ class Inbox:
         if reading.parsed is None:
             self._to(session, row, InboundState.QUARANTINED, "quarantined", reading.problem or "")
             return Disposition.QUARANTINE
-        match = self.evidence.match(session, reading.parsed, c, received=received)
+        match, loaded = self.evidence.match(session, reading.parsed, c, received=received)
         row.case_id, row.submission_id = match.case_id, match.submission_id
         row.match_method = match.method.value if match.method else None
         trace = "; ".join([*match.trace, *([f"problem: {match.problem}"] if match.problem else [])])
@@ -385,9 +444,8 @@ class Inbox:
             return Disposition.QUARANTINE
         self._to(session, row, InboundState.MATCHED, "matched", trace)
         assert match.submission_id is not None
-        self.effects.apply(
-            session, row, queries.get_submission(session, match.submission_id), c, at=received, actor=ACTOR
-        )
+        sub = loaded.get(match.submission_id) or queries.get_submission(session, match.submission_id)
+        self.effects.apply(session, row, sub, c, at=received, actor=ACTOR)
         return Disposition.PROCESSED
 
     def _to(

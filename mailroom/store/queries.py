@@ -63,6 +63,8 @@ def cases_by_nino_hmac(session: Session, digest: str) -> Sequence[Case]:
 
 
 def cases_by_refs(session: Session, case_refs: Sequence[str]) -> Sequence[Case]:
+    if not case_refs:  # most mail names none: no query
+        return []
     refs = [normalise_case_ref(r) for r in case_refs]
     return session.exec(select(Case).where(col(Case.case_ref).in_(refs))).all()
 
@@ -76,6 +78,10 @@ def get_submission(session: Session, submission_id: int) -> Submission:
     if submission is None:
         raise NotFound(f"no submission {submission_id}")
     return submission
+
+
+def inbound_by_message_id(session: Session, message_id: str) -> Sequence[InboundMessage]:
+    return session.exec(select(InboundMessage).where(InboundMessage.message_id == message_id)).all()
 
 
 def submission_by_message_id(session: Session, message_id: str) -> Submission | None:

@@ -220,3 +220,60 @@ def _replayed_once(env: Env, inbox: Inbox, raws: list[bytes]) -> None:
     assert _db(env, "SELECT last_uid FROM folder_cursors") == [(12,)]
     verify = env.run("audit", "verify")
     assert verify.code == 0, verify.out
+
+
+def test_copies_inside_a_group_and_of_an_earlier_group_apply_nothing_twice(
+    make_env: Callable[..., Env], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The group's duplicates are looked up with two queries (`SeenBefore`); a copy of a message earlier in
+    the same group (whose row is new in this transaction) and of one in an earlier group must both still
+    be seen, and so must a copy after a message that failed."""
+    env, inbox, raws = _setup(make_env)
+    first = [raws[0]]
+    inbox.ingest_group(_arrivals(first), inbox.store_raw(first), mailbox=MAILBOX)
+    redelivered = b"Received: from relay by mx; Mon, 23 Nov 2026 09:10:00 +0000\r\n" + raws[1]
+    _fail_on(inbox, monkeypatch, submission_id=3)
+    group = [raws[0], raws[1], raws[1], redelivered, raws[2], raws[2]]
+    arrivals = [Arrival(raws[1], UIDVALIDITY, 10, SENT)]  # the UID the first group's message had
+    arrivals += [Arrival(raw, UIDVALIDITY, uid, SENT) for uid, raw in enumerate(group, start=20)]
+
+    outcomes = inbox.ingest_group(arrivals, inbox.store_raw([a.raw for a in arrivals]), mailbox=MAILBOX)
+
+    assert outcomes == [
+        (Disposition.LEAVE, False),  # seen before at this UID
+        (Disposition.PROCESSED, False),  # a copy of the first group's message
+        (Disposition.PROCESSED, True),
+        (Disposition.PROCESSED, False),  # the same bytes again in this group
+        (Disposition.PROCESSED, False),  # the same notice with a new trace header
+        (Disposition.QUARANTINE, True),  # failed: quarantined for replay
+        (Disposition.QUARANTINE, True),  # it fails again; its bytes' quarantine row is the one above
+    ]
+    acknowledged = _db(env, "SELECT COUNT(*) FROM audit_events WHERE action = 'acknowledged'")
+    assert acknowledged == [(2,)]
+    states = _db(env, "SELECT uid, state FROM inbound_messages ORDER BY id")
+    assert states == [(10, "matched"), (21, "matched"), (24, "quarantined")]
+    named = {path for (path,) in _db(env, "SELECT stored_path FROM inbound_messages")}
+    assert named == _raw_files(env)  # the copies' files are gone
+    assert env.run("audit", "verify").code == 0
+
+
+def test_the_same_failing_message_twice_in_a_group_does_not_block_the_mailbox(
+    make_env: Callable[..., Env], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its second quarantine row would break (Message-ID, sha256) uniqueness and roll the whole group back,
+    on every catch-up again; the copy joins the first's quarantine row instead."""
+    env, inbox, raws = _setup(make_env)
+    _fail_on(inbox, monkeypatch, submission_id=1)
+    group = [raws[0], raws[1], raws[0]]
+    outcomes = inbox.ingest_group(_arrivals(group), inbox.store_raw(group), mailbox=MAILBOX)
+    assert [d for d, _ in outcomes] == [Disposition.QUARANTINE, Disposition.PROCESSED, Disposition.QUARANTINE]
+    assert _db(env, "SELECT last_uid FROM folder_cursors") == [(12,)]
+    assert _db(env, "SELECT uid, state FROM inbound_messages ORDER BY id") == [
+        (10, "quarantined"),
+        (11, "matched"),
+    ]
+    # Later, on its own, in a transaction of its own: the same.
+    again = inbox.quarantine_failure(
+        raws[0], mailbox=MAILBOX, uidvalidity=UIDVALIDITY, uid=13, error=RuntimeError()
+    )
+    assert again == _db(env, "SELECT id FROM inbound_messages WHERE uid = 10")[0][0]
