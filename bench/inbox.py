@@ -262,10 +262,10 @@ def bare_fetch(server: Dovecot) -> FetchFigures:
 
 def stage_timers(parts: Parts, watcher: InboxWatcher) -> StageTimes:
     stages = StageTimes()
-    stages.wrap(parts.inbox, "store_raw", "store raw messages, 25 per gpg run (encrypt, write, fsync)")
+    stages.wrap(parts.inbox, "store_raw", "store raw messages, 25 per gpg run (a thread, beside ingest)")
     stages.wrap(parts.inbox.documents.cipher, "encrypt_many", "  of which gpg --encrypt-files")
     stages.wrap(parts.inbox, "ingest_group", "ingest, 25 a transaction (read, match, apply, commit)")
-    stages.wrap(parts.inbox, "read", "  of which parse + classify + trust")
+    stages.wrap(parts.inbox, "read", "  of which parse + classify + trust here (not in the worker)")
     stages.wrap(parsers.message, "_pdf_text", "    of which PDF attachment text (pdfplumber)")
     stages.wrap(watcher, "_file", "MOVE to the processed or quarantine folder")
     return stages

@@ -46,20 +46,24 @@ class ReadingPool:
     """`submit` a group's raw messages; `readings` gives their Readings, or None (read them here)."""
 
     def __init__(self, settings: Settings) -> None:
-        self._executor: ProcessPoolExecutor | None = ProcessPoolExecutor(
-            max_workers=1,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start_worker,
-            initargs=(settings,),
-        )
+        self._executor: ProcessPoolExecutor | None = None
+        try:
+            self._executor = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker,
+                initargs=(settings,),
+            )
+        except (OSError, ImportError) as exc:  # no POSIX semaphores here (a sandbox without /dev/shm)
+            log.warning("reading worker: cannot start one (%s); this catch-up is read in the daemon", exc)
 
     def submit(self, raws: Sequence[bytes]) -> Future[list[Reading]] | None:
         if self._executor is None or not raws:
             return None
         try:
             return self._executor.submit(_read_group, list(raws))
-        except (BrokenProcessPool, RuntimeError):
-            self._give_up("it stopped")
+        except (BrokenProcessPool, RuntimeError, OSError):  # OSError: the worker process could not start
+            self._give_up("it stopped, or could not start")
             return None
 
     def readings(self, future: Future[list[Reading]] | None, count: int) -> list[Reading] | None:

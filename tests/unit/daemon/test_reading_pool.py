@@ -4,6 +4,8 @@ read (it died, or reading raised there) the caller gets None and reads the group
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import multiprocessing.spawn
 import os
 import signal
 from collections.abc import Callable
@@ -62,3 +64,21 @@ def test_nothing_to_read_asks_nothing(make_env: Callable[..., Env]) -> None:
     with ReadingPool(load_settings(make_env().config)) as pool:
         assert pool.submit([]) is None
         assert pool.readings(None, 0) is None
+
+
+def test_a_worker_that_cannot_start_leaves_the_reading_to_the_daemon(
+    make_env: Callable[..., Env], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Spawning the worker fails (here: no such interpreter): one warning, and the caller reads."""
+    settings = load_settings(make_env().config)
+    caplog.set_level(logging.WARNING)
+    python = multiprocessing.spawn.get_executable()
+    multiprocessing.spawn.set_executable("/nonexistent/python3")
+    try:
+        with ReadingPool(settings) as pool:
+            assert pool.readings(pool.submit(_raws()), 4) is None
+            assert pool.submit(_raws()) is None
+    finally:
+        multiprocessing.spawn.set_executable(python)
+    said = [r.getMessage() for r in caplog.records if r.name == "mailroom.daemon.reading_pool"]
+    assert len(said) == 1 and said[0].endswith("; the rest of this catch-up is read in the daemon"), said
