@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -22,12 +19,9 @@ from sqlalchemy import event as orm_event
 from sqlalchemy.orm import ORMExecuteState
 from sqlmodel import Session, col, select
 
-from mailroom.store import audit_check
+from mailroom.store.audit_scan import BATCH, GENESIS, verify_chain
 from mailroom.store.models import AuditEvent
 
-GENESIS = "0" * 64
-Checked = tuple[int, tuple[int, str] | None, tuple[int, str] | None, list[audit_check.Found]]
-_fast_canonical = audit_check.fast_canonical
 _HEAD = "mailroom.store.audit.head"
 _PENDING = "mailroom.store.audit.pending"
 # Serialises appends on PostgreSQL (SQLite's BEGIN IMMEDIATE already does); an arbitrary fixed key.
@@ -170,74 +164,33 @@ def verify(events: Iterable[AuditEvent]) -> list[str]:
 
 
 def verify_stream(
-    session: Session, *, batch: int = 50_000, since: int = 0, workers: int | None = None
+    session: Session, *, batch: int = BATCH, since: int = 0, workers: int | None = None
 ) -> tuple[int, list[str]]:
-    """`audit verify` on a long trail: events after `since` read `batch` at a time by seq (a keyset, never
-    OFFSET) as raw DB-API rows, so memory stays flat however long the chain is.
-
-    Each run of rows is checked on its own by `audit_check.check_rows` (every digest, the links inside the
-    run) and the runs are stitched together here (each run's first event against the one before it), so
-    the work splits across processes: with more than one CPU and more than one batch, `workers` processes
-    (`mailroom.store.audit_check`, default one per CPU) each read and check seq ranges on their own read
-    connection, at most two ranges each in flight; the findings are the same as in one process, in the
-    same order. An event whose fast digest does not match is recomputed the reference way (`_digest`)
-    before it is reported, so the fast path can only ever save time, never hide or invent a break. With
-    `since`, the chain starts from event `since`'s stored hash (the caller has checked it against a signed
-    checkpoint).
-    """
+    """`audit verify` on a long trail, in the session's transaction: events after `since` read `batch` at
+    a time by seq (a keyset, never OFFSET) as raw DB-API rows, so memory stays flat however long the
+    chain is, in one worker process a CPU (`audit_scan.verify_chain`); the findings are the same as in
+    one process, in the same order. With `since`, the chain starts from event `since`'s stored hash (the
+    caller has checked it against a signed checkpoint)."""
     table = AuditEvent.__table__  # type: ignore[attr-defined]
     connection = session.connection()
-    sqlite = connection.dialect.name == "sqlite"
-    columns = [table.c[name] if sqlite else _as_stored_text(table.c[name]) for name in (*_HASHED, "hash")]
     expected_prev = GENESIS
     if since:
         found = connection.execute(sa.select(table.c.hash).where(table.c.seq == since)).scalar()
         if found is None:
             return 0, [f"event {since} (the checkpoint) is missing"]
         expected_prev = found
-    statement = str(
-        sa.select(*columns)
-        .where(table.c.seq >= sa.bindparam("low"), table.c.seq < sa.bindparam("high"))
-        .order_by(table.c.seq)
-        .compile(connection, compile_kwargs={})
-    )
-    high_seq = connection.execute(sa.select(sa.func.max(table.c.seq))).scalar() or 0
-    ranges = [(low, min(low + batch, high_seq + 1)) for low in range(since + 1, high_seq + 1, batch)]
-    count = workers if workers is not None else len(os.sched_getaffinity(0))
-    database = _worker_database(connection)
-    if count > 1 and len(ranges) > 1 and database is not None:
-        results = _in_workers(
-            ranges, count, {"dialect": connection.dialect.name, "database": database, "sql": statement}
-        )
-    else:
-        results = _in_this_process(connection, statement, ranges, sqlite)
-    return _stitch(connection, results, since + 1, expected_prev)
-
-
-def _in_this_process(
-    connection: sa.Connection, statement: str, ranges: list[tuple[int, int]], sqlite: bool
-) -> Iterator[Checked]:
     raw = connection.connection.dbapi_connection
     assert raw is not None
-    cursor: Any = raw.cursor()  # DB-API: iterable, though SQLAlchemy's protocol does not say so
-    try:
-        for low, high in ranges:
-            cursor.execute(statement, (low, high) if sqlite else {"low": low, "high": high})
-            yield audit_check.check_rows(cursor)
-    finally:
-        cursor.close()
-
-
-def _as_stored_text(column: Any) -> Any:
-    """PostgreSQL sends the time and the JSON as the text SQLite stores, so the hot loop reads both
-    databases' rows one way: psycopg would otherwise build a datetime and decode the JSON of every event
-    (half its time). A value these do not render as the writer hashed it is a mismatch, rechecked the
-    reference way, never a missed edit."""
-    if column.name == "at":  # written into the statement, not bound: the workers bind low and high only
-        return sa.literal_column("to_char(timezone('UTC', at), 'YYYY-MM-DD HH24:MI:SS.US')").label("at")
-    if column.name == "detail":
-        return sa.cast(column, sa.Text).label("detail")
-    return column
+    return verify_chain(
+        raw,
+        connection.dialect.name,
+        _worker_database(connection),
+        lambda seq: _slow_match(connection, seq),
+        since=since,
+        expected_prev=expected_prev,
+        batch=batch,
+        workers=workers,
+    )
 
 
 def _worker_database(connection: sa.Connection) -> str | None:
@@ -251,78 +204,11 @@ def _worker_database(connection: sa.Connection) -> str | None:
     return None
 
 
-def _in_workers(ranges: list[tuple[int, int]], count: int, setup: dict[str, str]) -> Iterator[Checked]:
-    """Range k goes to worker k % count; results come back in range order, at most two a worker ahead."""
-    count = min(count, len(ranges))
-    command = [sys.executable, "-m", "mailroom.store.audit_check"]
-    procs = [
-        subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        for _ in range(count)
-    ]
-    try:
-        for proc in procs:
-            assert proc.stdin is not None
-            proc.stdin.write(json.dumps(setup) + "\n")
-        ahead = min(len(ranges), 2 * count)
-        for k in range(ahead):
-            _send(procs[k % count], ranges[k])
-        for k in range(len(ranges)):
-            proc = procs[k % count]
-            assert proc.stdout is not None
-            line = proc.stdout.readline()
-            if not line:
-                raise RuntimeError(f"audit verify: a worker stopped (exit {proc.wait()})")
-            if k + ahead < len(ranges):
-                _send(procs[(k + ahead) % count], ranges[k + ahead])
-            done, first, last, found = json.loads(line)
-            yield (
-                done,
-                tuple(first) if first else None,
-                tuple(last) if last else None,
-                [tuple(f) for f in found],
-            )
-    finally:
-        for proc in procs:
-            assert proc.stdin is not None
-            proc.stdin.close()
-        codes = []
-        for proc in procs:
-            codes.append(proc.wait(timeout=30))
-            assert proc.stdout is not None
-            proc.stdout.close()
-        if any(codes):
-            raise RuntimeError(f"audit verify: a worker failed (exit codes {codes})")
-
-
-def _send(proc: subprocess.Popen[str], span: tuple[int, int]) -> None:
-    assert proc.stdin is not None
-    proc.stdin.write(f"{span[0]} {span[1]}\n")
-    proc.stdin.flush()
-
-
-def _stitch(
-    connection: sa.Connection, results: Iterable[Checked], expected_seq: int, expected_prev: str
-) -> tuple[int, list[str]]:
-    """The runs' findings in chain order, with the links between runs; candidates confirmed by `_digest`."""
-    problems: list[str] = []
-    total = 0
-    for done, first, last, found in results:
-        if first is None or last is None:
-            continue
-        total += done
-        if first[0] != expected_seq:
-            problems.append(f"event {expected_seq} is missing (next found is {first[0]})")
-        if first[1] != expected_prev:
-            problems.append(f"event {first[0]} does not follow the event before it")
-        for kind, seq, other in found:
-            if kind == "missing":
-                problems.append(f"event {seq} is missing (next found is {other})")
-            elif kind == "follow":
-                problems.append(f"event {seq} does not follow the event before it")
-            elif not _slow_match(connection, seq):
-                problems.append(f"event {seq} was changed after it was written")
-        expected_seq, expected_prev = last[0] + 1, last[1]
-    return total, problems
+def matches_reference(engine: sa.Engine, seq: int) -> bool:
+    """Event `seq` checked the reference way (`_digest` over the ORM's column types): for `audit verify`,
+    which reads without the ORM and asks this only of an event its fast path did not reproduce."""
+    with engine.connect() as connection:
+        return _slow_match(connection, seq)
 
 
 def _slow_match(connection: sa.Connection, seq: int) -> bool:

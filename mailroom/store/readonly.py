@@ -45,11 +45,25 @@ def database_failure(exc: BaseException, hint: str | None = None) -> str:
 class ReadOnly:
     """One DB-API connection, used only to read. `rows` and `scalar` run inside `snapshot()`."""
 
-    def __init__(self, connection: Any, dialect: str, path: Path | None = None) -> None:
+    def __init__(
+        self, connection: Any, dialect: str, path: Path | None = None, conninfo: str | None = None
+    ) -> None:
         self._connection = connection
         self.dialect = dialect
         self._path = path  # the SQLite file, to say why it cannot be opened
+        self._conninfo = conninfo
         self._errors: tuple[type[BaseException], ...] = _driver_errors(dialect)
+
+    @property
+    def connection(self) -> Any:
+        """The DB-API connection itself, for a reader of its own (`audit verify`'s)."""
+        return self._connection
+
+    @property
+    def database(self) -> str | None:
+        """What another process opens to read the same database (the SQLite file, PostgreSQL's conninfo);
+        None for one read through an engine."""
+        return str(self._path) if self._path is not None else self._conninfo
 
     # -- opening ---------------------------------------------------------------------------------------
 
@@ -75,7 +89,7 @@ class ReadOnly:
             import psycopg
 
             try:
-                return cls(psycopg.connect(conninfo), "postgresql")
+                return cls(psycopg.connect(conninfo), "postgresql", conninfo=conninfo)
             except psycopg.Error as exc:
                 raise DatabaseUnavailable(database_failure(exc)) from None
         return None

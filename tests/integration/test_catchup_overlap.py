@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -28,22 +27,12 @@ from mailroom.service.inbound import Arrival
 from mailroom.service.reading import Reading
 from tests.conftest import Env
 from tests.integration.conftest import own_folders
+from tests.support.busy import inbound_message
 from tests.support.dovecot import ALICE, Dovecot
 
 pytestmark = pytest.mark.integration
 
 MESSAGES = 3 * STORE_GROUP + 7
-
-
-def _message(number: int) -> bytes:
-    message = EmailMessage()
-    message["From"] = "Someone <someone@example.org>"
-    message["To"] = "reports@provider.example"
-    message["Subject"] = f"Newsletter {number}"
-    message["Message-ID"] = f"<overlap-{number}@example.org>"
-    message["Date"] = "Mon, 23 Nov 2026 09:00:00 +0000"
-    message.set_content(f"Issue {number} of a newsletter about nothing of ours.\n")
-    return message.as_bytes()
 
 
 def _rows(env: Env) -> list[tuple[str, str]]:
@@ -78,7 +67,7 @@ def test_a_long_catch_up_stores_and_reads_ahead_and_every_file_is_always_account
     env, parts, folder = rig
     assert parts.watcher is not None
     for number in range(MESSAGES):
-        dovecot.append(ALICE, folder, _message(number))
+        dovecot.append(ALICE, folder, inbound_message(number))
     stored_in: list[int] = []
     unaccounted: list[set[str]] = []
     given: list[Sequence[Reading] | None] = []
@@ -128,11 +117,11 @@ def test_two_groups_stored_and_never_committed_are_both_reclaimed(
     watcher = parts.watcher
     assert watcher is not None
     left = [
-        parts.inbox.store_raw([_message(n) for n in range(3)], journal=watcher._journal(0)),
-        parts.inbox.store_raw([_message(n) for n in range(3, 5)], journal=watcher._journal(1)),
+        parts.inbox.store_raw([inbound_message(n) for n in range(3)], journal=watcher._journal(0)),
+        parts.inbox.store_raw([inbound_message(n) for n in range(3, 5)], journal=watcher._journal(1)),
     ]
     assert _files(env) == {str(f.path) for files in left for f in files}
-    dovecot.append(ALICE, folder, _message(99))
+    dovecot.append(ALICE, folder, inbound_message(99))
     caplog.set_level("INFO")
     try:
         assert watcher.catch_up() == 1
@@ -150,7 +139,7 @@ def test_the_daemon_catches_up_with_its_reading_worker_from_the_installed_comman
     worker starts from that script without running it again, reads, and goes with the catch-up."""
     env, _, folder = rig
     for number in range(MESSAGES):
-        dovecot.append(ALICE, folder, _message(number))
+        dovecot.append(ALICE, folder, inbound_message(number))
     command = [str(Path(sys.executable).with_name("mailroom")), "--config", str(env.config), "run", "--once"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]

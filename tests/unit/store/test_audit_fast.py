@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from mailroom.store import audit
+from mailroom.store import audit, audit_check
 from mailroom.store.engine import transaction
 
 T0 = datetime(2026, 3, 29, 0, 59, 59, 999_999, tzinfo=UTC)
@@ -63,7 +63,7 @@ def check_fast_path(engine: Engine) -> None:
             reference = {name: getattr(event, name) for name in audit._HASHED}
             reference["at"] = event.at.astimezone(UTC).isoformat(timespec="microseconds")
             expected = json.dumps(reference, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-            assert audit._fast_canonical(row, sqlite) == expected.encode("ascii")
+            assert audit_check.fast_canonical(row, sqlite) == expected.encode("ascii")
             assert hashlib.sha256(expected.encode()).hexdigest() == event.hash
         assert audit.verify_stream(session, batch=5) == (12, [])
     for edit in EDITS:
