@@ -10,7 +10,7 @@ import asyncio
 import itertools
 import logging
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 
@@ -55,6 +55,9 @@ class InboxWatcher:
         o = mailbox.options
         self.folder = o.inbox_folder
         self.key = f"imap:{o.username}@{o.host}:{o.port}/{o.inbox_folder}"
+        # Called after each committed group: `run` beats the inbox heartbeat there, so a long catch-up
+        # (tens of thousands of messages) counts as progress and does not starve the systemd watchdog.
+        self.progress: Callable[[], None] = lambda: None
 
     def catch_up(self) -> int:
         """Process every message after the cursor; returns how many were new. Blocking: run in a thread."""
@@ -120,6 +123,7 @@ class InboxWatcher:
                     filing.setdefault(disposition, []).append(fetched.uid)
                 if sum(map(len, filing.values())) >= FILE_BATCH:
                     self._file(filing)
+                self.progress()
                 group = following
         return count
 
@@ -178,6 +182,7 @@ class InboxWatcher:
         backoff = self.backoff
         renew = self.mailbox.options.idle_renew_minutes * 60.0
         leader = Leadership(self.engine, f"imap-watcher:{self.key}")
+        self.progress = lambda: heartbeat.beat("inbox")
         while not stop.is_set():
             if not await asyncio.to_thread(leader.acquire):
                 # Another daemon on this database reads the mailbox; stand by in case it goes away.

@@ -91,6 +91,8 @@ def test_a_long_catch_up_stores_and_reads_ahead_and_every_file_is_always_account
 
     monkeypatch.setattr(parts.inbox, "store_raw", storing)
     monkeypatch.setattr(parts.inbox, "ingest_group", ingesting)
+    progress: list[int] = []  # the daemon beats the inbox heartbeat here (the systemd watchdog's food)
+    parts.watcher.progress = lambda: progress.append(len(_rows(env)))
     try:
         assert parts.watcher.catch_up() == MESSAGES
     finally:
@@ -98,6 +100,7 @@ def test_a_long_catch_up_stores_and_reads_ahead_and_every_file_is_always_account
 
     groups = -(-MESSAGES // STORE_GROUP)
     assert len(stored_in) == groups and threading.get_ident() not in stored_in
+    assert progress == [min(MESSAGES, STORE_GROUP * k) for k in range(1, groups + 1)]  # after each commit
     assert unaccounted == [set()] * groups
     # The first group is read here while the worker starts; the rest were read by it.
     assert given[0] is None and all(readings is not None for readings in given[1:])
