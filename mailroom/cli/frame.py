@@ -132,7 +132,9 @@ class Cli:
         return self._reader
 
     def checked_engine(self) -> Engine:
-        """An engine with the schema checked, for `status`, which reads through the ORM."""
+        """An engine with the schema checked and nothing else built (no daemon wiring, no gpg): for the
+        commands that go through the ORM but need no service of the daemon's (`status`, `erase`, `report
+        mi`, `audit checkpoint`, `audit verify`'s reference check)."""
         if self._checked is None:
             from mailroom.store.engine import require_current_schema
 

@@ -21,8 +21,6 @@ from mailroom.cli.frame import (
 from mailroom.core.errors import EX_FAILURE
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
     from mailroom.service.audit_checkpoints import AuditCheckpoints
 
 
@@ -81,22 +79,19 @@ def _verify_whole_chain(cli: Cli) -> tuple[int, list[str]]:
     from mailroom.store.audit_scan import verify_chain
 
     reader = cli.reader()
-    engines: list[Engine] = []
 
     def confirm(seq: int) -> bool:
         from mailroom.store.audit import matches_reference
 
-        engines[:] = engines or [cli.engine()]
-        return matches_reference(engines[0], seq)
+        return matches_reference(cli.checked_engine(), seq)
 
     return verify_chain(reader.connection, reader.dialect, reader.database, confirm)
 
 
 def _checkpoints(cli: Cli) -> AuditCheckpoints:
-
     from mailroom.service.audit_checkpoints import AuditCheckpoints
 
-    return AuditCheckpoints(cli.settings(), cli.checked_engine(), cli._now)
+    return AuditCheckpoints(cli.settings(), cli.checked_engine(), cli.now(None))
 
 
 @click.command("erase")

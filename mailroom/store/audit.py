@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 
 from mailroom.store.audit_scan import BATCH, GENESIS, verify_chain
 from mailroom.store.models import AuditEvent
+from mailroom.store.readonly import database_address
 
 _HEAD = "mailroom.store.audit.head"
 _PENDING = "mailroom.store.audit.pending"
@@ -195,13 +196,7 @@ def verify_stream(
 
 def _worker_database(connection: sa.Connection) -> str | None:
     """What a worker connects to: SQLite's file (not an in-memory database) or PostgreSQL's conninfo."""
-    url = connection.engine.url
-    if connection.dialect.name == "sqlite":
-        name = url.database or ""
-        return name if name and name != ":memory:" and not name.startswith("file:") else None
-    if connection.dialect.name == "postgresql":
-        return url.set(drivername="postgresql").render_as_string(hide_password=False)
-    return None
+    return database_address(connection.engine.url.render_as_string(hide_password=False))
 
 
 def matches_reference(engine: sa.Engine, seq: int) -> bool:

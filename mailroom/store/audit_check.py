@@ -4,13 +4,13 @@
 detail, prev_hash, hash) on their own: each row's digest, and the links between neighbours inside the run.
 The links into the run (its first row against the event before it) are the caller's, by `first` and
 `last`; so a chain split into runs at any seq gives the same findings as one pass over it, in one process
-or in several. A digest that does not match is only a candidate ("changed?"): `audit.verify_stream`
-confirms it the reference way (`_digest` through the ORM's column types) before reporting it.
+or in several. A digest that does not match is only a candidate ("changed?"): `audit_scan.verify_chain`
+has it decided the reference way (`_digest` through the ORM's column types) before reporting it.
 
-Run as `python -m mailroom.store.audit_check`, this module is such a worker: it reads its dialect, SQL
-and database from the first line of stdin (JSON), then one "low high" seq range a line, and answers each
-with one JSON line. It imports only the standard library and the database driver: no SQLAlchemy, so it
-starts in a few tens of milliseconds.
+Run as `python -m mailroom.store.audit_check`, this module is such a worker: it reads its dialect and
+database from the first line of stdin (JSON), then one "low high" seq range a line, which it reads with
+`SELECT[dialect]` and answers with one JSON line. It imports only the standard library and the
+database driver: no SQLAlchemy, so it starts in a few tens of milliseconds.
 """
 
 from __future__ import annotations
@@ -199,16 +199,16 @@ def worker() -> int:
     """The worker loop: stdin gives the setup, then seq ranges; stdout gets one JSON result per range."""
     gc.disable()  # the loop makes no cycles; a collection every few hundred rows costs ~15 %
     setup = json.loads(sys.stdin.readline())
-    sqlite = setup["dialect"] == "sqlite"
+    dialect = setup["dialect"]
     connection = _connect(setup)
     cursor = connection.cursor()
     for line in sys.stdin:
         low, high = (int(part) for part in line.split())
-        cursor.execute(setup["sql"], bounds(setup["dialect"], low, high))
+        cursor.execute(SELECT[dialect], bounds(dialect, low, high))
         count, first, last, found = check_rows(cursor)
         sys.stdout.write(json.dumps([count, first, last, found]) + "\n")
         sys.stdout.flush()
-        if not sqlite:
+        if dialect != "sqlite":
             connection.rollback()
     connection.close()
     return 0

@@ -49,7 +49,7 @@ def verify_chain(
     spans = [(low, min(low + batch, high_seq + 1)) for low in range(since + 1, high_seq + 1, batch)]
     count = workers if workers is not None else len(os.sched_getaffinity(0))
     if count > 1 and len(spans) > 1 and database is not None:
-        setup = {"dialect": dialect, "database": database, "sql": audit_check.SELECT[dialect]}
+        setup = {"dialect": dialect, "database": database}
         results = _in_workers(spans, count, setup)
     else:
         results = _in_this_process(connection, dialect, spans)

@@ -228,6 +228,13 @@ def file_write_problem(path: Path) -> str | None:
     return None
 
 
+def database_address(url: str) -> str | None:
+    """What another process opens to read the database at `url` (SQLite's file, PostgreSQL's conninfo);
+    None for one only this process can reach (in-memory SQLite, another driver)."""
+    path = _sqlite_path(url)
+    return str(path) if path is not None else _postgres_conninfo(url)
+
+
 def _sqlite_path(url: str) -> Path | None:
     prefix = "sqlite:///"
     if not url.startswith(prefix) or "?" in url:
