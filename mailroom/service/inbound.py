@@ -171,11 +171,11 @@ class Inbox:
         session: Session, mailbox: str, arrivals: Sequence[Arrival], readings: Sequence[Reading | None]
     ) -> SeenBefore | None:
         """Two queries for the group's duplicates, when every message has its place and its reading."""
-        places = [(a.uidvalidity, a.uid) for a in arrivals if a.uidvalidity is not None and a.uid is not None]
+        uids = [a.uid for a in arrivals if a.uidvalidity is not None and a.uid is not None]
         ids = [r.message_id for r in readings if r is not None]
-        if len(arrivals) < 2 or len(places) < len(arrivals) or len(ids) < len(arrivals):
+        if len(arrivals) < 2 or len(uids) < len(arrivals) or len(ids) < len(arrivals):
             return None
-        return SeenBefore.load(session, mailbox, places, ids)
+        return SeenBefore.load(session, mailbox, uids, ids)
 
     def _ingest_in(
         self,
@@ -362,19 +362,9 @@ class Inbox:
             assert uid is not None and uidvalidity is not None  # SeenBefore is only made for such groups
             at_uid, same = seen.at(uidvalidity, uid), seen.with_message_id(reading.message_id)
         else:
-            at_uid = self._at_uid(session, mailbox, uidvalidity, uid) if uid is not None else None
+            at_uid = queries.inbound_at_uid(session, mailbox, uidvalidity, uid) if uid is not None else None
             same = queries.inbound_by_message_id(session, reading.message_id[:998])
         return self._as_duplicate(reading, at_uid, same)
-
-    @staticmethod
-    def _at_uid(session: Session, mailbox: str, uidvalidity: int | None, uid: int) -> InboundMessage | None:
-        return session.exec(
-            select(InboundMessage).where(
-                InboundMessage.mailbox == mailbox,
-                InboundMessage.uidvalidity == uidvalidity,
-                InboundMessage.uid == uid,
-            )
-        ).first()
 
     @staticmethod
     def _as_duplicate(

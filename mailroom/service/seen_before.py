@@ -26,16 +26,15 @@ class SeenBefore:
 
     @classmethod
     def load(
-        cls, session: Session, mailbox: str, places: Sequence[tuple[int, int]], message_ids: Sequence[str]
+        cls, session: Session, mailbox: str, uids: Sequence[int], message_ids: Sequence[str]
     ) -> SeenBefore:
-        """The rows at these (UIDVALIDITY, UID) places of `mailbox` and with these Message-IDs (as stored:
-        the first 998 characters), each list in the order the rows were written."""
+        """The rows at these UIDs of `mailbox` (by UIDVALIDITY and UID) and with these Message-IDs (as
+        stored: the first 998 characters), each list in the order the rows were written."""
         by_uid: dict[tuple[int, int], InboundMessage] = {}
-        uids = sorted({uid for _, uid in places})
         if uids:
             rows = session.exec(
                 select(InboundMessage)
-                .where(InboundMessage.mailbox == mailbox, col(InboundMessage.uid).in_(uids))
+                .where(InboundMessage.mailbox == mailbox, col(InboundMessage.uid).in_(sorted(set(uids))))
                 .order_by(col(InboundMessage.id))
             ).all()
             for row in rows:

@@ -80,6 +80,18 @@ def get_submission(session: Session, submission_id: int) -> Submission:
     return submission
 
 
+def inbound_at_uid(
+    session: Session, mailbox: str, uidvalidity: int | None, uid: int
+) -> InboundMessage | None:
+    return session.exec(
+        select(InboundMessage).where(
+            InboundMessage.mailbox == mailbox,
+            InboundMessage.uidvalidity == uidvalidity,
+            InboundMessage.uid == uid,
+        )
+    ).first()
+
+
 def inbound_by_message_id(session: Session, message_id: str) -> Sequence[InboundMessage]:
     return session.exec(select(InboundMessage).where(InboundMessage.message_id == message_id)).all()
 
