@@ -185,7 +185,7 @@ def main() -> None:
                 "(neither timed)",
                 "store: SQLite (WAL, synchronous=FULL) on disk; raw messages gpg-encrypted at rest (real "
                 "gpg); Dovecot maildir on tmpfs",
-                "the next group is stored in a thread and (after the first two) read in a worker process "
+                "the next group is stored in a thread and (after the first) read in a worker process "
                 "while this one is ingested: those stages overlap ingest and do not add up to the pipeline",
             ],
         )

@@ -60,7 +60,7 @@ from bench.common import (
 from bench.imap_raw import FetchFigures, raw_fetch
 from mailroom.core.states import SubmissionState
 from mailroom.daemon.app import Parts, build
-from mailroom.daemon.watcher import InboxWatcher
+from mailroom.daemon.watcher import STORE_GROUP, InboxWatcher
 from mailroom.harness import dwp
 from mailroom.service.notices import new_message_id
 from mailroom.store import queries
@@ -262,9 +262,10 @@ def bare_fetch(server: Dovecot) -> FetchFigures:
 
 def stage_timers(parts: Parts, watcher: InboxWatcher) -> StageTimes:
     stages = StageTimes()
-    stages.wrap(parts.inbox, "store_raw", "store raw messages, 25 per gpg run (a thread, beside ingest)")
+    group = STORE_GROUP
+    stages.wrap(parts.inbox, "store_raw", f"store raw messages, {group} per gpg run (a thread)")
     stages.wrap(parts.inbox.documents.cipher, "encrypt_many", "  of which gpg --encrypt-files")
-    stages.wrap(parts.inbox, "ingest_group", "ingest, 25 a transaction (read, match, apply, commit)")
+    stages.wrap(parts.inbox, "ingest_group", f"ingest, {group} a transaction (read, match, apply, commit)")
     stages.wrap(parts.inbox, "read", "  of which parse + classify + trust here (not in the worker)")
     stages.wrap(parsers.message, "_pdf_text", "    of which PDF attachment text (pdfplumber)")
     stages.wrap(watcher, "_file", "MOVE to the processed or quarantine folder")

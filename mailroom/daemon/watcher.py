@@ -10,9 +10,11 @@ import asyncio
 import itertools
 import logging
 import random
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
+from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
@@ -40,7 +42,18 @@ STANDBY_SECONDS = 30.0
 
 
 FILE_BATCH = 50  # messages moved per IMAP command during a catch-up
-STORE_GROUP = 25  # raw messages encrypted per gpg run during a catch-up
+STORE_GROUP = 50  # raw messages encrypted per gpg run during a catch-up
+AHEAD = 1  # groups fetched, stored and read while one is ingested (2 measured no faster)
+JOURNALS = AHEAD + 1  # groups whose files may wait for a commit at once, each named in its own journal
+
+
+@dataclass(frozen=True)
+class _Ahead:
+    """A fetched group on its way: its files being stored, its Readings being made (or None)."""
+
+    group: list[FetchedMessage]
+    storing: Future[list[StoredFile]]
+    reading: Future[list[Reading]] | None
 
 
 class InboxWatcher:
@@ -75,7 +88,7 @@ class InboxWatcher:
         if reconnected:
             self.refile(uidvalidity, last_uid)
         # A group cut off by a crash (or rolled back) left raw files no row names: delete them first.
-        reclaimed = self.inbox.reclaim_raw(self._journal(0)) + self.inbox.reclaim_raw(self._journal(1))
+        reclaimed = sum(self.inbox.reclaim_raw(self._journal(turn)) for turn in range(JOURNALS))
         if reclaimed:
             log.info("%s: removed %d raw file(s) of a group that did not commit", self.key, reclaimed)
         # Moves go out a batch at a time, after the commits they follow; if the connection drops first,
@@ -90,56 +103,57 @@ class InboxWatcher:
         """The catch-up's groups of STORE_GROUP, each ingested in one transaction (a savepoint per message,
         the cursor with it); returns how many messages were new.
 
-        While a group is ingested, the next one is stored in a thread (one gpg run encrypts it, its files
-        are written and fsynced) and, in a long catch-up, read in a worker process (`ReadingPool`): gpg,
-        the fsyncs and the reading wait on or take the other core instead of the daemon's. So two groups'
-        files may wait for a commit at once, each group's named first in a journal of its own (two, in
-        turn), which `reclaim_raw` empties before the next catch-up."""
+        While a group is ingested, the next AHEAD are fetched and stored in threads (one gpg run a group
+        encrypts it, its files are written and fsynced) and, in a long catch-up, read in a worker process
+        (`ReadingPool`): gpg, the fsyncs and the reading take the other core instead of the daemon's, and
+        a slow gpg run no longer holds up the next ingest. So up to AHEAD + 1 groups' files may wait for
+        a commit at once, each group's named first in a journal of its own (JOURNALS, in turn), which
+        `reclaim_raw` empties before the next catch-up."""
         count = 0
         with (
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailroom-store") as storer,
             ExitStack() as stack,
         ):
             pool: ReadingPool | None = None
-            reading: Future[list[Reading]] | None = None
-            group = list(itertools.islice(fetching, STORE_GROUP))
-            storing = self._store(storer, group, 0)
+            waiting: deque[_Ahead] = deque()
+            fetched = 0
             for number in itertools.count():
-                if not group:
+                while len(waiting) <= AHEAD:
+                    group = list(itertools.islice(fetching, STORE_GROUP))
+                    if not group:
+                        break
+                    if pool is None and fetched and len(group) == STORE_GROUP:  # long: pays for a worker
+                        log.info("%s: a long catch-up; reading ahead in a worker process", self.key)
+                        pool = stack.enter_context(ReadingPool(self.inbox.settings))
+                    reading = pool.submit([f.raw for f in group]) if pool else None
+                    waiting.append(_Ahead(group, self._store(storer, group, fetched), reading))
+                    fetched += 1
+                if not waiting:
                     break
-                stored = storing.result()
-                readings = pool.readings(reading, len(group)) if pool else None
-                following = list(itertools.islice(fetching, STORE_GROUP))
-                storing = self._store(storer, following, number + 1)
-                if pool is None and len(following) == STORE_GROUP:  # long enough to pay for a worker
-                    log.info("%s: a long catch-up; reading ahead in a worker process", self.key)
-                    pool = stack.enter_context(ReadingPool(self.inbox.settings))
-                reading = pool.submit([f.raw for f in following]) if pool else None
-                arrivals = [Arrival(f.raw, f.uidvalidity, f.uid, f.internaldate) for f in group]
+                ahead = waiting.popleft()
+                stored = ahead.storing.result()
+                readings = pool.readings(ahead.reading, len(ahead.group)) if pool else None
+                arrivals = [Arrival(f.raw, f.uidvalidity, f.uid, f.internaldate) for f in ahead.group]
                 outcomes = self.inbox.ingest_group(arrivals, stored, mailbox=self.key, readings=readings)
                 self.inbox.documents.close_journal(self._journal(number))
-                for fetched, (disposition, new) in zip(group, outcomes, strict=True):
+                for message, (disposition, new) in zip(ahead.group, outcomes, strict=True):
                     count += new
-                    filing.setdefault(disposition, []).append(fetched.uid)
+                    filing.setdefault(disposition, []).append(message.uid)
                 if sum(map(len, filing.values())) >= FILE_BATCH:
                     self._file(filing)
                 self.progress()
-                group = following
         return count
 
     def _store(
         self, storer: ThreadPoolExecutor, group: list[FetchedMessage], number: int
     ) -> Future[list[StoredFile]]:
-        if not group:  # the end of the folder: no journal to write
-            nothing: Future[list[StoredFile]] = Future()
-            nothing.set_result([])
-            return nothing
         raws = [fetched.raw for fetched in group]
         return storer.submit(self.inbox.store_raw, raws, journal=self._journal(number))
 
     def _journal(self, number: int) -> str:
-        """Group `number`'s journal: a catch-up's two, in turn (the first keeps the mailbox's name)."""
-        return self.key if number % 2 == 0 else f"{self.key}#2"
+        """Group `number`'s journal: a catch-up's JOURNALS, in turn (the first keeps the mailbox's name)."""
+        turn = number % JOURNALS
+        return self.key if turn == 0 else f"{self.key}#{turn + 1}"
 
     def refile(self, uidvalidity: int, last_uid: int) -> int:
         """File messages that were processed but are still in the folder: the daemon stopped (or the

@@ -10,7 +10,7 @@ inbox as the failed recipient with the one report sent to it shortly before.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 from sqlmodel import Session
@@ -18,6 +18,7 @@ from sqlmodel import Session
 from mailroom.core.config import Settings
 from mailroom.core.identity import nino_hmac
 from mailroom.core.matching import Candidate, Match, Method, OpenSubmission, decide, needs_open_submissions
+from mailroom.service.named_rows import NamedRows
 from mailroom.store import queries
 from mailroom.store.models import Submission
 from parsers.nino import find_ninos
@@ -40,23 +41,29 @@ class Evidence:
         }
 
     def match(
-        self, session: Session, msg: ParsedMessage, classification: Classification, *, received: datetime
+        self,
+        session: Session,
+        msg: ParsedMessage,
+        classification: Classification,
+        *,
+        received: datetime,
+        named: NamedRows | None = None,
     ) -> tuple[Match, dict[int, Submission]]:
         """The match, and the submissions loaded on the way by id (the matched one among them, so the
-        caller need not load it again: the session keeps no strong reference to an unchanged row)."""
+        caller need not load it again: the session keeps no strong reference to an unchanged row).
+        `named`: what a group's messages name, read ahead (`names`); else each is queried."""
+        named = named or NamedRows()
         loaded: dict[int, Submission] = {}
-        candidates = self._threads(session, msg, classification, loaded)
+        candidates = self._threads(session, msg, classification, loaded, named)
         if classification.kind == Kind.BOUNCE and not candidates:
-            candidates += self._returned(session, msg, loaded)
+            candidates += self._returned(session, msg, loaded, named)
         for token in find_submission_tokens(msg.subject):
             sub = _by_token(session, token)
             if sub is not None and sub.id is not None:
                 loaded[sub.id] = sub
                 candidates.append(Candidate(Method.SUBJECT_TOKEN, sub.case_id, sub.id))
         text = searchable_text(msg)
-        for case in queries.cases_by_refs(
-            session, find_case_refs(text, self.settings.matching.case_ref_pattern)
-        ):
+        for case in named.cases_by_refs(session, self._case_refs(text)):
             assert case.id is not None
             candidates.append(Candidate(Method.CASE_REF, case.id))
         candidates += self._nino_candidates(session, text)
@@ -65,8 +72,18 @@ class Evidence:
         open_subs: list[OpenSubmission] = []
         if needs_open_submissions(candidates):
             open_subs = self._open_submissions(session, candidates[0].case_id)
-        named = [code for code, word in self._report_type_words.items() if word.search(text)]
-        return decide(candidates, open_subs, report_types_named=named), loaded
+        types = [code for code, word in self._report_type_words.items() if word.search(text)]
+        return decide(candidates, open_subs, report_types_named=types), loaded
+
+    def names(self, msg: ParsedMessage, classification: Classification) -> tuple[list[str], tuple[str, ...]]:
+        """The Message-IDs its threads name and the case references in its text: what `match` looks up
+        first for every message (`NamedRows.load` reads a group's at once)."""
+        return [message_id for _, message_id in _thread_ids(msg, classification)], self._case_refs(
+            searchable_text(msg)
+        )
+
+    def _case_refs(self, text: str) -> tuple[str, ...]:
+        return find_case_refs(text, self.settings.matching.case_ref_pattern)
 
     def for_dwp_inbox(self, classification: Classification) -> bool:
         """A bounce whose failed recipient is DWP's inbox: one of our reports did not arrive."""
@@ -75,33 +92,33 @@ class Evidence:
         return classification.kind == Kind.BOUNCE and dsn is not None and inbox in dsn.recipients
 
     def _threads(
-        self, session: Session, msg: ParsedMessage, c: Classification, loaded: dict[int, Submission]
+        self,
+        session: Session,
+        msg: ParsedMessage,
+        c: Classification,
+        loaded: dict[int, Submission],
+        named: NamedRows,
     ) -> list[Candidate]:
-        threads = [(Method.IN_REPLY_TO, msg.in_reply_to)] if msg.in_reply_to else []
-        threads += [(Method.REFERENCES, ref) for ref in msg.references]
-        if c.dsn and c.dsn.original_message_id:
-            threads.append((Method.DSN_ORIGINAL, c.dsn.original_message_id))
         candidates = []
         found: dict[str, Submission | None] = {}  # In-Reply-To and References usually name the same one
-        for method, value in threads:
-            for message_id in find_message_ids(value) or (value,):
-                if message_id not in found:
-                    found[message_id] = queries.submission_by_message_id(session, message_id)
-                sub = found[message_id]
-                if sub is not None and sub.id is not None:
-                    loaded[sub.id] = sub
-                    candidates.append(Candidate(method, sub.case_id, sub.id))
+        for method, message_id in _thread_ids(msg, c):
+            if message_id not in found:
+                found[message_id] = named.submission_by_message_id(session, message_id)
+            sub = found[message_id]
+            if sub is not None and sub.id is not None:
+                loaded[sub.id] = sub
+                candidates.append(Candidate(method, sub.case_id, sub.id))
         return candidates
 
     def _returned(
-        self, session: Session, msg: ParsedMessage, loaded: dict[int, Submission]
+        self, session: Session, msg: ParsedMessage, loaded: dict[int, Submission], named: NamedRows
     ) -> list[Candidate]:
         """Our Message-IDs and submission tokens anywhere in a bounce: its text, the returned copy."""
         text = "\n".join((msg.text, *(a.text for a in msg.attachments)))
         candidates: list[Candidate] = []
         seen: set[int] = set()
         for message_id in find_message_ids(text):
-            sub = queries.submission_by_message_id(session, message_id)
+            sub = named.submission_by_message_id(session, message_id)
             if sub is not None and sub.id is not None and sub.id not in seen:
                 loaded[sub.id] = sub
                 candidates.append(Candidate(Method.MESSAGE_ID_IN_TEXT, sub.case_id, sub.id))
@@ -142,6 +159,17 @@ class Evidence:
             for s in queries.open_submissions(session, case_id)
             if s.id is not None
         ]
+
+
+def _thread_ids(msg: ParsedMessage, c: Classification) -> Iterator[tuple[Method, str]]:
+    """The Message-IDs the message's threads name, each with the header it came from, in order."""
+    threads = [(Method.IN_REPLY_TO, msg.in_reply_to)] if msg.in_reply_to else []
+    threads += [(Method.REFERENCES, ref) for ref in msg.references]
+    if c.dsn and c.dsn.original_message_id:
+        threads.append((Method.DSN_ORIGINAL, c.dsn.original_message_id))
+    for method, value in threads:
+        for message_id in find_message_ids(value) or (value,):
+            yield method, message_id
 
 
 def _by_token(session: Session, token: str) -> Submission | None:

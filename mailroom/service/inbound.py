@@ -22,6 +22,7 @@ from mailroom.core.matching import BOUNCE_EVIDENCE, Match
 from mailroom.core.states import WAITING, InboundState
 from mailroom.service.clocks import ClockKeeper
 from mailroom.service.evidence import Evidence
+from mailroom.service.named_rows import NamedRows
 from mailroom.service.notice_effects import NoticeEffects
 from mailroom.service.reading import Reading, classify_policy, read_message
 from mailroom.service.review import ReviewDesk
@@ -136,10 +137,13 @@ class Inbox:
         known = list(readings) if readings is not None else [self._read_or_none(a.raw) for a in arrivals]
         with transaction(self.engine) as session:
             seen = self._seen_before(session, mailbox, arrivals, known)
+            named = self._named_rows(session, known)
             for arrival, raw_file, reading in zip(arrivals, stored, known, strict=True):
                 try:
                     with audit.savepoint(session):
-                        result, line = self._ingest_in(session, arrival, mailbox, raw_file, reading, seen)
+                        result, line = self._ingest_in(
+                            session, arrival, mailbox, raw_file, reading, seen, named
+                        )
                 except Exception as exc:  # one bad message must not stop the mailbox
                     log.exception(FAILED, arrival.uid)
                     with audit.savepoint(session):
@@ -177,6 +181,17 @@ class Inbox:
             return None
         return SeenBefore.load(session, mailbox, uids, ids)
 
+    def _named_rows(self, session: Session, readings: Sequence[Reading | None]) -> NamedRows:
+        """The submissions and cases the group's messages name, two queries for all of them."""
+        message_ids: list[str] = []
+        case_refs: list[str] = []
+        for reading in readings:
+            if reading is not None and reading.parsed is not None:
+                ids, refs = self.evidence.names(reading.parsed, reading.classification)
+                message_ids += ids
+                case_refs += refs
+        return NamedRows.load(session, message_ids, case_refs)
+
     def _ingest_in(
         self,
         session: Session,
@@ -185,6 +200,7 @@ class Inbox:
         stored: StoredFile | None,
         reading: Reading | None,
         seen: SeenBefore | None = None,
+        named: NamedRows | None = None,
     ) -> tuple[IngestResult, str]:
         """One message in the caller's transaction; the result and the INFO line to log once committed."""
         raw, uidvalidity, uid = arrival.raw, arrival.uidvalidity, arrival.uid
@@ -232,7 +248,7 @@ class Inbox:
             to_state=InboundState.NEW,
             detail={"kind": row.kind, "trusted": row.trusted, "rules": row.rules},
         )
-        disposition = self._decide(session, row, reading, received)
+        disposition = self._decide(session, row, reading, received, named)
         result = IngestResult(row.id, row.state, row.kind, disposition, detail=row.detail)
         trust = "trusted" if row.trusted else "untrusted"
         return result, f"message {result.inbound_id}: {result.kind}, {trust} -> {result.state}"
@@ -394,13 +410,18 @@ class Inbox:
         return None
 
     def _decide(
-        self, session: Session, row: InboundMessage, reading: Reading, received: datetime
+        self,
+        session: Session,
+        row: InboundMessage,
+        reading: Reading,
+        received: datetime,
+        named: NamedRows | None,
     ) -> Disposition:
         c = reading.classification
         if reading.parsed is None:
             self._to(session, row, InboundState.QUARANTINED, "quarantined", reading.problem or "")
             return Disposition.QUARANTINE
-        match, loaded = self.evidence.match(session, reading.parsed, c, received=received)
+        match, loaded = self.evidence.match(session, reading.parsed, c, received=received, named=named)
         row.case_id, row.submission_id = match.case_id, match.submission_id
         row.match_method = match.method.value if match.method else None
         trace = "; ".join([*match.trace, *([f"problem: {match.problem}"] if match.problem else [])])

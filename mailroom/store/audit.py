@@ -16,7 +16,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event as orm_event
-from sqlalchemy.orm import ORMExecuteState
+from sqlalchemy.orm import ORMExecuteState, SessionTransaction
+from sqlalchemy.sql import visitors
 from sqlmodel import Session, col, select
 
 from mailroom.store.audit_scan import BATCH, GENESIS, verify_chain
@@ -27,6 +28,7 @@ _HEAD = "mailroom.store.audit.head"
 _PENDING = "mailroom.store.audit.pending"
 # Serialises appends on PostgreSQL (SQLite's BEGIN IMMEDIATE already does); an arbitrary fixed key.
 _ADVISORY_KEY = 0x6D61696C726F6F6D
+_TABLE: sa.Table = AuditEvent.__table__  # type: ignore[attr-defined]
 
 
 def record(
@@ -43,9 +45,9 @@ def record(
 ) -> None:
     """Append one event inside the caller's transaction: it commits or rolls back with its change.
 
-    Events are written with one multi-row INSERT just before the transaction commits, or before any
-    query in it (so a read in the same transaction sees them): a send records three events, and building
-    each as an ORM object cost more than the rest of recording it.
+    Events are written with one multi-row INSERT when the transaction commits or a savepoint in it is
+    released, or before a query in it that could read them (so such a read sees them): a send records
+    three events, and building each as an ORM object cost more than the rest of recording it.
     """
     last_seq, last_hash = _chain_head(session)
     row: dict[str, Any] = {
@@ -67,14 +69,31 @@ def record(
 
 @orm_event.listens_for(Session, "before_commit")
 def _write_pending(session: Session) -> None:
+    """Fires for the transaction's commit and for each savepoint's release (SQLAlchemy dispatches
+    before_commit for both), so a savepoint's events are written inside it and roll back with it."""
     rows = session.info.pop(_PENDING, None)
     if rows:
-        session.connection().execute(sa.insert(AuditEvent.__table__), rows)  # type: ignore[attr-defined]
+        session.connection().execute(sa.insert(_TABLE), rows)
 
 
 @orm_event.listens_for(Session, "do_orm_execute")
 def _write_pending_before_a_query(state: ORMExecuteState) -> None:
-    _write_pending(state.session)
+    if state.session.info.get(_PENDING) and _may_read_events(state.statement):
+        _write_pending(state.session)
+
+
+def _may_read_events(statement: Any) -> bool:
+    """Whether a statement run in the session could read the audit trail (anywhere in it: a subquery
+    too), so the events still pending must be in the table first. Most queries in a write path read
+    cases, submissions and clocks; writing the events before each of them cost a catch-up an INSERT
+    and a half a message. Text SQL names its tables only in its text: it counts as reading them."""
+    if isinstance(statement, sa.TextClause):
+        return True
+    # An ORM statement holds the table annotated (a copy), so it is known by its name.
+    return any(
+        isinstance(element, sa.TableClause) and element.name == _TABLE.name
+        for element in visitors.iterate(statement)
+    )
 
 
 def _chain_head(session: Session) -> tuple[int, str]:
@@ -117,11 +136,18 @@ def savepoint(session: Session) -> Iterator[None]:
         raise
 
 
-@orm_event.listens_for(Session, "after_commit")
-@orm_event.listens_for(Session, "after_rollback")
+@orm_event.listens_for(Session, "after_rollback")  # a savepoint's too: `savepoint` puts the head back
 def _forget_head(session: Session) -> None:
     session.info.pop(_HEAD, None)
     session.info.pop(_PENDING, None)
+
+
+@orm_event.listens_for(Session, "after_transaction_end")
+def _forget_head_at_the_end(session: Session, transaction: SessionTransaction) -> None:
+    """The head is the transaction's, kept from its first read to its end; a savepoint's release
+    (after_commit fires for that too) keeps it, so a catch-up reads it once a group, not once a message."""
+    if transaction.parent is None:
+        _forget_head(session)
 
 
 def event_hash(event: AuditEvent) -> str:

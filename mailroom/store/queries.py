@@ -66,7 +66,7 @@ def cases_by_refs(session: Session, case_refs: Sequence[str]) -> Sequence[Case]:
     if not case_refs:  # most mail names none: no query
         return []
     refs = [normalise_case_ref(r) for r in case_refs]
-    return session.exec(select(Case).where(col(Case.case_ref).in_(refs))).all()
+    return session.exec(select(Case).where(col(Case.case_ref).in_(refs)).order_by(col(Case.id))).all()
 
 
 def count_rows(session: Session, model: type[Any]) -> int:

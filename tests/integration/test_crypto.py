@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+import outbox.crypto
 from outbox.crypto import DocumentCrypto
 from outbox.errors import CryptoError
 from tests.support.gpg import GpgHome, GpgKey
@@ -193,6 +195,46 @@ def test_many_documents_encrypt_in_one_run_and_each_decrypts(keyring: tuple[GpgH
     assert all(blob and blob not in documents for blob in sealed)
     assert [crypto.decrypt(blob) for blob in sealed] == documents
     assert crypto.encrypt_many([]) == []
+
+
+def test_a_batch_puts_its_plaintext_in_memory_and_leaves_none_behind(
+    keyring: tuple[GpgHome, GpgKey], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home, key = keyring
+    crypto = DocumentCrypto(str(home.path), (key.fingerprint,))
+    memory = tmp_path / "memory"
+    memory.mkdir()
+    monkeypatch.setattr(outbox.crypto, "MEMORY_FOLDER", memory)
+    made: list[str] = []
+    real_run = DocumentCrypto._run
+
+    def watching(command: list[str], stdin: bytes) -> str:
+        made.extend(str(Path(arg).parent) for arg in command if arg.startswith(str(memory)))
+        return real_run(command, stdin)
+
+    monkeypatch.setattr(DocumentCrypto, "_run", staticmethod(watching))
+    documents = [b"one\n", b"two\n" * 100, b"three\n"]
+    assert [crypto.decrypt(blob) for blob in crypto.encrypt_many(documents)] == documents
+    assert made and all(folder.startswith(str(memory / "mailroom-")) for folder in made)
+    assert list(memory.iterdir()) == []  # the scratch folder is gone with its plaintext
+    # Too big for memory: the system's temporary folder.
+    monkeypatch.setattr(outbox.crypto, "MEMORY_LIMIT", 10)
+    made.clear()
+    assert [crypto.decrypt(blob) for blob in crypto.encrypt_many(documents)] == documents
+    assert made == []
+
+
+def test_a_batch_whose_memory_folder_fails_is_encrypted_from_the_temporary_folder(
+    keyring: tuple[GpgHome, GpgKey], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home, key = keyring
+    crypto = DocumentCrypto(str(home.path), (key.fingerprint,))
+    gone = tmp_path / "gone"  # usable when asked, removed before it is used: as a full /dev/shm fails
+    gone.mkdir()
+    monkeypatch.setattr(outbox.crypto, "scratch_places", lambda size: [str(gone), None])
+    gone.rmdir()
+    documents = [b"one\n", b"two\n"]
+    assert [crypto.decrypt(blob) for blob in crypto.encrypt_many(documents)] == documents
 
 
 def test_encrypting_many_to_a_key_gpg_refuses_is_an_error_never_empty_output() -> None:

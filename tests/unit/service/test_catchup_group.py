@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from sqlmodel import Session
 
 from mailroom.daemon.wiring import make_mailroom
@@ -277,3 +278,47 @@ def test_the_same_failing_message_twice_in_a_group_does_not_block_the_mailbox(
         raws[0], mailbox=MAILBOX, uidvalidity=UIDVALIDITY, uid=13, error=RuntimeError()
     )
     assert again == _db(env, "SELECT id FROM inbound_messages WHERE uid = 10")[0][0]
+
+
+def test_an_acknowledgement_and_a_rejection_in_one_group_find_their_rows_read_once(
+    make_env: Callable[..., Env],
+) -> None:
+    """The submissions and cases a group names are read with one query each (`NamedRows`); the second
+    notice about a report sees the state the first left it in, and the rejection starts its clock."""
+    env, inbox, raws = _setup(make_env)
+    original = EmailMessage()
+    original["From"] = "reports@provider.example"
+    original["Subject"] = "Support Plan MH-100001 [S-000001]"
+    original["Message-ID"] = _message_id(1)
+    returned = dwp.rejection(
+        original,
+        ["The report is not signed"],
+        now=datetime.now(UTC),
+        authserv_id=AUTHSERV,
+        case_ref="MH-100001",
+    )
+    group = [*raws, returned.as_bytes()]
+    lookups: list[str] = []
+
+    def count(*args: object) -> None:
+        statement = " ".join(str(args[2]).split())
+        if statement.startswith(("SELECT submissions.", "SELECT cases.")):
+            lookups.append(statement.split(" FROM ")[1].split()[0])
+
+    engine = inbox.engine
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        outcomes = inbox.ingest_group(_arrivals(group), inbox.store_raw(group), mailbox=MAILBOX)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+
+    assert [d for d, _ in outcomes] == [Disposition.PROCESSED] * 4
+    assert sorted(lookups) == ["cases", "submissions"], lookups
+    assert dict(_db(env, "SELECT id, state FROM submissions")) == {
+        1: "rejected",
+        2: "acknowledged",
+        3: "acknowledged",
+    }
+    clocks = _db(env, "SELECT submission_id, kind, state FROM clocks WHERE kind = 'correction'")
+    assert clocks == [(1, "correction", "running")]
+    assert env.run("audit", "verify").code == 0

@@ -1,0 +1,60 @@
+"""The submissions and cases a fetched group's messages name, read with two queries a group.
+
+A catch-up applies a group of messages in one transaction. Looking up each message's threads
+(In-Reply-To, References, a bounce's original Message-ID) and case references one at a time cost two or
+three queries a message. Ingest never creates a case or a submission, nor changes the Message-ID or the
+reference either is found by, so what `NamedRows.load` reads at the start of a group answers for all of
+it; the rows are the session's own, so a state an earlier message of the group changed is seen. A value
+not read ahead (and everything, for `NamedRows()`: a single message) is queried as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlmodel import Session, col, select
+
+from mailroom.core.identity import normalise_case_ref
+from mailroom.store import queries
+from mailroom.store.models import Case, Submission
+
+_CHUNK = 500  # values a query's IN list
+
+
+@dataclass
+class NamedRows:
+    submissions: dict[str, Submission | None] = field(default_factory=dict)  # by Message-ID
+    cases: dict[str, Case | None] = field(default_factory=dict)  # by normalised case reference
+
+    @classmethod
+    def load(cls, session: Session, message_ids: Iterable[str], case_refs: Iterable[str]) -> NamedRows:
+        ids = sorted(set(message_ids))
+        refs = sorted({normalise_case_ref(ref) for ref in case_refs})
+        submissions: dict[str, Submission | None] = dict.fromkeys(ids)
+        for chunk in _chunks(ids):
+            for sub in session.exec(select(Submission).where(col(Submission.message_id).in_(chunk))).all():
+                assert sub.message_id is not None  # unique, as is a case's reference
+                submissions[sub.message_id] = sub
+        cases: dict[str, Case | None] = dict.fromkeys(refs)
+        for chunk in _chunks(refs):
+            for case in session.exec(select(Case).where(col(Case.case_ref).in_(chunk))).all():
+                cases[case.case_ref] = case
+        return cls(submissions, cases)
+
+    def submission_by_message_id(self, session: Session, message_id: str) -> Submission | None:
+        if message_id in self.submissions:
+            return self.submissions[message_id]
+        return queries.submission_by_message_id(session, message_id)
+
+    def cases_by_refs(self, session: Session, case_refs: Sequence[str]) -> list[Case]:
+        """The cases with these references, by id (as `queries.cases_by_refs` gives them)."""
+        refs = [normalise_case_ref(ref) for ref in case_refs]
+        found = {case.id: case for ref in refs if (case := self.cases.get(ref)) is not None}
+        missing = [ref for ref in refs if ref not in self.cases]
+        found.update({case.id: case for case in queries.cases_by_refs(session, missing)})
+        return [found[key] for key in sorted(key for key in found if key is not None)]
+
+
+def _chunks(values: list[str]) -> Iterable[list[str]]:
+    return (values[start : start + _CHUNK] for start in range(0, len(values), _CHUNK))
