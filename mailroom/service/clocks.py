@@ -12,7 +12,7 @@ import json
 import logging
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -123,10 +123,30 @@ def close_clocks(
 ) -> None:
     """Meet or cancel every active clock of a submission (of one kind, or all): running, breached and
     escalated alike, so nothing keeps escalating after a resubmission, a hold, a cancel or an erasure."""
-    query = select(Clock).where(Clock.submission_id == submission_id, col(Clock.state).in_(list(OPEN_STATES)))
-    if kind is not None:
-        query = query.where(Clock.kind == kind)
+    kinds = {kind: why} if kind is not None else dict.fromkeys(ClockKind, why)
+    _close(session, submission_id, kinds, target, at=at, actor=actor)
+
+
+def _close(
+    session: Session,
+    submission_id: int | None,
+    kinds: Mapping[ClockKind, str],
+    target: ClockState,
+    *,
+    at: datetime,
+    actor: str = ACTOR,
+) -> None:
+    """`close_clocks` for several kinds at once, each with its own reason: one query, clocks in the
+    order they were started."""
+    query = (
+        select(Clock)
+        .where(Clock.submission_id == submission_id, col(Clock.state).in_(list(OPEN_STATES)))
+        .order_by(col(Clock.id))
+    )
+    if len(kinds) < len(ClockKind):
+        query = query.where(col(Clock.kind).in_(list(kinds)))
     for clock in session.exec(query).all():
+        why = kinds[ClockKind(clock.kind)]
         _move_clock(session, clock, target, at=at, action=f"clock-{target}", detail={"why": why}, actor=actor)
 
 
@@ -250,8 +270,10 @@ class ClockKeeper:
         close_clocks(session, sub.id, ClockKind.ACKNOWLEDGEMENT, ClockState.MET, at=at, why="reply received")
 
     def on_rejected(self, session: Session, sub: Submission, *, at: datetime) -> None:
-        self.on_reply(session, sub, at=at)
-        close_clocks(session, sub.id, ClockKind.DECISION, ClockState.MET, at=at, why="rejection received")
+        """A rejection is a reply (the acknowledgement clock is met) and DWP's decision (so is that one);
+        the correction clock starts."""
+        whys = {ClockKind.ACKNOWLEDGEMENT: "reply received", ClockKind.DECISION: "rejection received"}
+        _close(session, sub.id, whys, ClockState.MET, at=at)
         self.start(session, sub, ClockKind.CORRECTION, at=at)
 
     def on_failed(self, session: Session, sub: Submission, *, at: datetime) -> None:

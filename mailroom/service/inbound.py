@@ -137,7 +137,7 @@ class Inbox:
         known = list(readings) if readings is not None else [self._read_or_none(a.raw) for a in arrivals]
         with transaction(self.engine) as session:
             seen = self._seen_before(session, mailbox, arrivals, known)
-            named = self._named_rows(session, known)
+            named = NamedRows.for_readings(session, known, self.evidence.names)
             for arrival, raw_file, reading in zip(arrivals, stored, known, strict=True):
                 try:
                     with audit.savepoint(session):
@@ -180,17 +180,6 @@ class Inbox:
         if len(arrivals) < 2 or len(uids) < len(arrivals) or len(ids) < len(arrivals):
             return None
         return SeenBefore.load(session, mailbox, uids, ids)
-
-    def _named_rows(self, session: Session, readings: Sequence[Reading | None]) -> NamedRows:
-        """The submissions and cases the group's messages name, two queries for all of them."""
-        message_ids: list[str] = []
-        case_refs: list[str] = []
-        for reading in readings:
-            if reading is not None and reading.parsed is not None:
-                ids, refs = self.evidence.names(reading.parsed, reading.classification)
-                message_ids += ids
-                case_refs += refs
-        return NamedRows.load(session, message_ids, case_refs)
 
     def _ingest_in(
         self,

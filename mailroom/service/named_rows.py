@@ -10,14 +10,16 @@ not read ahead (and everything, for `NamedRows()`: a single message) is queried 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from sqlmodel import Session, col, select
 
 from mailroom.core.identity import normalise_case_ref
+from mailroom.service.reading import Reading
 from mailroom.store import queries
 from mailroom.store.models import Case, Submission
+from parsers.types import Classification, ParsedMessage
 
 _CHUNK = 500  # values a query's IN list
 
@@ -41,6 +43,23 @@ class NamedRows:
             for case in session.exec(select(Case).where(col(Case.case_ref).in_(chunk))).all():
                 cases[case.case_ref] = case
         return cls(submissions, cases)
+
+    @classmethod
+    def for_readings(
+        cls,
+        session: Session,
+        readings: Sequence[Reading | None],
+        names: Callable[[ParsedMessage, Classification], tuple[Sequence[str], Sequence[str]]],
+    ) -> NamedRows:
+        """What a group's messages name (`names`: `Evidence.names`), two queries for all of them."""
+        message_ids: list[str] = []
+        case_refs: list[str] = []
+        for reading in readings:
+            if reading is not None and reading.parsed is not None:
+                ids, refs = names(reading.parsed, reading.classification)
+                message_ids += ids
+                case_refs += refs
+        return cls.load(session, message_ids, case_refs)
 
     def submission_by_message_id(self, session: Session, message_id: str) -> Submission | None:
         if message_id in self.submissions:

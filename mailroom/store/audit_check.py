@@ -17,21 +17,62 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import itertools
 import json
+import operator
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC
-from typing import Any
+from typing import Any, TypeVar
 
 _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode
 _string: Any = json.encoder.encode_basestring_ascii
 _MEMO_MAX = 50_000
+CHUNK = 256  # rows a cursor is read and checked whole at a time (more: slower, out of the CPU's caches)
+_INT_OR_NULL = frozenset({int, type(None)})
+# The columns `_intact` checks a chunk at a time: seq, at, entity_id, prev_hash, hash.
+_CHECKED = tuple(operator.itemgetter(index) for index in (0, 1, 4, 9, 10))
 # The canonical text around the values that vary from event to event, by the values that repeat (action,
 # actor, entity, from_state, to_state): one dict lookup a row instead of five encodings. And the canonical
 # text of SQLite's detail text, by that text. A hit is exact: the keys are the very values encoded.
 _Parts = tuple[str, str, str, str]
-_parts_memo: dict[tuple[Any, ...], _Parts] = {}
-_bodies: dict[str, str] = {"{}": "{}"}
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+class _Memo(dict[_K, _V]):
+    """A dict whose missing values `make` makes (`memo[key]` is one C lookup when the value is there);
+    past _MEMO_MAX values it starts again, so a chain of unique details cannot grow it without end."""
+
+    def __init__(self, make: Callable[[_K], _V]) -> None:
+        super().__init__()
+        self._make = make
+
+    def __missing__(self, key: _K) -> _V:
+        if len(self) > _MEMO_MAX:
+            self.clear()
+        value = self[key] = self._make(key)
+        return value
+
+
+def _make_parts(key: tuple[Any, ...]) -> _Parts:
+    """The four fixed stretches of an event's canonical JSON for these repeating values (a value of a
+    type the writer never stores raises TypeError)."""
+    action, actor, entity, from_state, to_state = key
+    return (
+        f'{{"action":{_string(action)},"actor":{_string(actor)},"at":"',
+        f',"entity":{_string(entity)},"entity_id":',
+        f',"from_state":{_nullable(from_state)},"prev_hash":',
+        f',"to_state":{_nullable(to_state)}}}',
+    )
+
+
+def _make_body(detail: str) -> str:
+    return str(_dumps(json.loads(detail)))
+
+
+_parts_memo: _Memo[tuple[Any, ...], _Parts] = _Memo(_make_parts)
+_bodies: _Memo[str, str] = _Memo(_make_body)
 
 # What the hot loop reads, a range of seq at a time; on PostgreSQL the time and the JSON come as the text
 # SQLite stores, so both databases' rows are read one way (psycopg would otherwise build a datetime and
@@ -65,29 +106,11 @@ def _nullable(value: Any) -> str:
 
 
 def _parts(key: tuple[Any, ...]) -> _Parts:
-    """The four fixed stretches of an event's canonical JSON for these repeating values (a value of a
-    type the writer never stores raises TypeError)."""
-    found = _parts_memo.get(key)
-    if found is None:
-        action, actor, entity, from_state, to_state = key
-        if len(_parts_memo) > _MEMO_MAX:
-            _parts_memo.clear()
-        found = _parts_memo[key] = (
-            f'{{"action":{_string(action)},"actor":{_string(actor)},"at":"',
-            f',"entity":{_string(entity)},"entity_id":',
-            f',"from_state":{_nullable(from_state)},"prev_hash":',
-            f',"to_state":{_nullable(to_state)}}}',
-        )
-    return found
+    return _parts_memo[key]
 
 
 def _body(detail: str) -> str:
-    found = _bodies.get(detail)
-    if found is None:
-        if len(_bodies) > _MEMO_MAX:
-            _bodies.clear()
-        found = _bodies[detail] = str(_dumps(json.loads(detail)))
-    return found
+    return _bodies[detail]
 
 
 def _stamp(at: str) -> str:
@@ -127,20 +150,69 @@ def check_rows(
     """(rows checked, (first seq, its prev_hash), (last seq, its hash), what was found, in chain order),
     for rows with the time and the detail as stored text.
 
-    `rows` is best a cursor, read as it goes: a run fetched whole first costs ~40 % more a row in
-    allocation. The hot loop is `fast_canonical` written out, for the usual row: the next seq, linked
-    to the hash before it (so its prev_hash is 64 hex digits, checked by that row's own digest, and goes
-    into the text unescaped), the time as stored, an integer entity id, values seen before. Any other row
-    takes `_odd_row`, which says the same of it at the speed of `fast_canonical`.
+    `rows` is best a cursor: it is read CHUNK rows at a time, and a chunk is first checked whole
+    (`_intact`: its texts built in one comprehension, hashed by `map`, compared as one tuple). Only a
+    chunk that is not intact, or has a value the whole-chunk check does not take, is checked row by
+    row (`_each`), which says exactly what is wrong and where.
     """
-    sha256 = hashlib.sha256
-    parts, bodies = _parts_memo, _bodies
+    fetch = getattr(rows, "fetchmany", None)
+    if fetch is None:
+        remaining = iter(rows)
+        fetch = lambda size: list(itertools.islice(remaining, size))  # noqa: E731
     found: list[Found] = []
     first: tuple[int, str] | None = None
     count, expected_seq, expected_prev = 0, 0, ""
+    while chunk := fetch(CHUNK):
+        count += len(chunk)
+        if first is None:
+            first = (chunk[0][0], chunk[0][9])
+        if not _intact(chunk, expected_seq, expected_prev):
+            _each(chunk, expected_seq, expected_prev, found)
+        expected_seq, expected_prev = chunk[-1][0] + 1, chunk[-1][10]
+    last = None if first is None else (expected_seq - 1, expected_prev)
+    return count, first, last, found
+
+
+def _intact(chunk: Sequence[Sequence[Any]], expected_seq: int, expected_prev: str) -> bool:
+    """True if every row of the chunk is as written and linked to the one before (expected_seq 0: the
+    run's first row, whose links are the caller's); False says nothing yet (`_each` decides).
+
+    The per-row checks of `_each` are done a column at a time in C: seqs consecutive, each prev_hash
+    the hash before it, entity ids integers (or NULL), times 26 characters with a space at 10 (the
+    text below drops it, so it is checked here). Then the canonical texts of the whole chunk, one
+    f-string a row as in `_each`, hashed and compared in one go."""
+    try:
+        seqs, stamps, entity_ids, prevs, digests = (tuple(map(column, chunk)) for column in _CHECKED)
+        if seqs != tuple(range(seqs[0], seqs[0] + len(chunk))) or prevs[1:] != digests[:-1]:
+            return False
+        if expected_seq and (seqs[0] != expected_seq or prevs[0] != expected_prev):
+            return False
+        if not _INT_OR_NULL.issuperset(map(type, entity_ids)) or set(map(len, stamps)) != {26}:
+            return False
+        if "".join(stamps)[10::26] != " " * len(chunk):
+            return False
+        parts, bodies, sha256 = _parts_memo, _bodies, hashlib.sha256
+        texts = [
+            f"{(p := parts[action, actor, entity, from_state, to_state])[0]}"
+            f'{at[:10]}T{at[11:]}+00:00","detail":{bodies[detail]}{p[1]}'
+            f'{"null" if entity_id is None else entity_id}{p[2]}"{prev_hash}","seq":{seq}{p[3]}'
+            for seq, at, actor, entity, entity_id, action, from_state, to_state, detail, prev_hash, _ in chunk
+        ]
+        return [sha256(text.encode("ascii")).hexdigest() for text in texts] == list(digests)
+    except (TypeError, ValueError, AttributeError, IndexError, KeyError, UnicodeEncodeError):
+        return False
+
+
+def _each(rows: Iterable[Sequence[Any]], expected_seq: int, expected_prev: str, found: list[Found]) -> None:
+    """What is wrong in these rows, row by row, in chain order (expected_seq 0: the run's first row,
+    whose links are the caller's). The hot loop is `fast_canonical` written out, for the usual row: the
+    next seq, linked to the hash before it (so its prev_hash is 64 hex digits, checked by that row's own
+    digest, and goes into the text unescaped), the time as stored, an integer entity id, values seen
+    before. Any other row takes `_odd_row`, which says the same of it at the speed of `fast_canonical`."""
+    sha256 = hashlib.sha256
+    parts, bodies = _parts_memo, _bodies
     for row in rows:
         seq, at, actor, entity, entity_id, action, from_state, to_state, detail, prev_hash, digest = row
-        count += 1
         usual = (
             seq == expected_seq
             and prev_hash == expected_prev
@@ -152,8 +224,6 @@ def check_rows(
         templates = parts.get((action, actor, entity, from_state, to_state)) if usual else None
         body = bodies.get(detail) if templates else None
         if body is None or templates is None:  # an odd row, a value not seen yet, or one no writer stores
-            if first is None:
-                first = (seq, prev_hash)
             _odd_row(row, expected_seq, expected_prev, found)
         else:
             head, middle, before_prev, tail = templates
@@ -164,8 +234,6 @@ def check_rows(
             if sha256(text.encode("ascii")).hexdigest() != digest:
                 found.append(("changed?", seq, 0))
         expected_prev, expected_seq = digest, seq + 1
-    last = None if first is None else (expected_seq - 1, expected_prev)
-    return count, first, last, found
 
 
 def _odd_row(row: Sequence[Any], expected_seq: int, expected_prev: str, found: list[Found]) -> None:

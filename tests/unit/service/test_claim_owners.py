@@ -23,8 +23,6 @@ from mailroom.store.models import AuditEvent, Case, Notice, Submission
 from tests.conftest import Env
 from tests.support import pdfs, rows
 
-NOW = datetime.now(UTC)
-
 
 @pytest.fixture
 def parts(env: Env) -> Parts:
@@ -44,16 +42,17 @@ def instance(parts: Parts, **identity: Any) -> str:
 
 
 def claimed_report(parts: Parts, owner: str | None, *, lease: timedelta = timedelta(minutes=5)) -> int:
+    now = datetime.now(UTC)  # not at import: the suite may reach this test more than a lease later
     with Session(parts.engine) as session:
         number = 300000 + len(session.exec(select(Case)).all())
         sub = rows.add_report(
             session,
             case_ref=f"MH-{number:06d}",
             state=SubmissionState.SENDING,
-            at=NOW,
+            at=now,
             message_id=f"<S-{number:06d}.test@provider.example>",
             attempts=1,
-            lease_until=NOW + lease,
+            lease_until=now + lease,
             claimed_by=owner,
         )
         session.commit()
@@ -127,6 +126,7 @@ def test_every_claim_names_this_daemon(parts: Parts, env: Env) -> None:
 
 def test_a_notice_claimed_by_a_daemon_that_is_gone_goes_back_too(parts: Parts) -> None:
     dead = instance(parts, pid=gone_pid())
+    now = datetime.now(UTC)
     with Session(parts.engine) as session:
         notice = Notice(
             kind="escalation",
@@ -136,9 +136,9 @@ def test_a_notice_claimed_by_a_daemon_that_is_gone_goes_back_too(parts: Parts) -
             message_id="<escalation.test@provider.example>",
             state="sending",
             attempts=1,
-            lease_until=NOW + timedelta(minutes=5),
+            lease_until=now + timedelta(minutes=5),
             claimed_by=dead,
-            created_at=NOW,
+            created_at=now,
         )
         session.add(notice)
         session.commit()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -66,6 +67,7 @@ def check_fast_path(engine: Engine) -> None:
             assert audit_check.fast_canonical(row, sqlite) == expected.encode("ascii")
             assert hashlib.sha256(expected.encode()).hexdigest() == event.hash
         assert audit.verify_stream(session, batch=5) == (12, [])
+        assert _whole_chunk_intact(raw, engine.dialect.name)  # the fast path is the one taken
     for edit in EDITS:
         if "T00" in edit and engine.dialect.name != "sqlite":
             continue  # a text form of the time only SQLite can hold
@@ -75,6 +77,8 @@ def check_fast_path(engine: Engine) -> None:
         with transaction(engine) as session:
             count, problems = audit.verify_stream(session, batch=5)
             assert count == 12 and problems, edit
+            raw = session.connection().connection.dbapi_connection
+            assert not _whole_chunk_intact(raw, engine.dialect.name), edit
             assert problems == audit.verify(audit.all_events(session)), edit
         with engine.begin() as connection:
             values = {k: v for k, v in before.items() if k != "seq"}
@@ -84,6 +88,15 @@ def check_fast_path(engine: Engine) -> None:
             connection.execute(sa.text(f"UPDATE audit_events SET {sets} WHERE seq = 6"), values)
         with transaction(engine) as session:
             assert audit.verify_stream(session, batch=5) == (12, []), edit
+
+
+def _whole_chunk_intact(raw: Any, dialect: str) -> bool:
+    """`audit_check._intact` over all the events as one chunk, read as the workers read them."""
+    cursor = raw.cursor()
+    cursor.execute(audit_check.SELECT[dialect], audit_check.bounds(dialect, 1, 10**6))
+    rows = cursor.fetchall()
+    cursor.close()
+    return audit_check._intact(rows, 0, "")
 
 
 def test_the_fast_verify_hashes_as_the_writer_does_and_finds_every_edit_on_sqlite(engine: Engine) -> None:
