@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from mailroom.store.engine import make_engine, upgrade
 from tests.support.postgres import Postgres
 from tests.unit.store.test_audit_fast import check_fast_path
 
@@ -10,10 +9,5 @@ from tests.unit.store.test_audit_fast import check_fast_path
 def test_the_fast_verify_hashes_as_the_writer_does_and_finds_every_edit_on_postgres(
     postgres: Postgres,
 ) -> None:
-    engine = make_engine(postgres.create_database("audit_fast"))
-    try:
-        upgrade(engine)
+    with postgres.upgraded("audit_fast") as engine:
         check_fast_path(engine)
-    finally:
-        engine.dispose()
-        postgres.drop_database("audit_fast")

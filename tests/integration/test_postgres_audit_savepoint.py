@@ -8,17 +8,11 @@ from collections.abc import Callable
 import pytest
 from sqlalchemy.engine import Engine
 
-from mailroom.store.engine import make_engine, upgrade
 from tests.support.postgres import Postgres
 from tests.unit.store.test_audit_savepoint import CHECKS
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=[check.__name__[6:] for check in CHECKS])
 def test_the_chain_across_savepoints_on_postgres(postgres: Postgres, check: Callable[[Engine], None]) -> None:
-    engine = make_engine(postgres.create_database("audit_savepoints"))
-    try:
-        upgrade(engine)
+    with postgres.upgraded("audit_savepoints") as engine:
         check(engine)
-    finally:
-        engine.dispose()
-        postgres.drop_database("audit_savepoints")

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-from mailroom.store.engine import make_engine, upgrade
 from tests.support.postgres import Postgres
 from tests.unit.store.test_mi import check_sql_matches_python
 
 
 def test_the_sql_summary_is_the_python_summary_on_postgres(postgres: Postgres) -> None:
-    engine = make_engine(postgres.create_database("mi"))
-    try:
-        upgrade(engine)
+    with postgres.upgraded("mi") as engine:
         check_sql_matches_python(engine)
-    finally:
-        engine.dispose()
-        postgres.drop_database("mi")

@@ -17,13 +17,17 @@ import pwd
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 import psycopg
 from psycopg import sql
+from sqlalchemy.engine import Engine
 
+from mailroom.store.engine import make_engine, upgrade
 from tests.support.dovecot import HOST, ServerUnavailable, free_ports, short_temp_dir
 
 PG_ROOT = Path("/usr/lib/postgresql")
@@ -130,6 +134,17 @@ class Postgres:
         with psycopg.connect(self.dsn("postgres"), autocommit=True) as connection:
             connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(_checked_name(name))))
         return self.url_for(name)
+
+    @contextmanager
+    def upgraded(self, name: str) -> Iterator[Engine]:
+        """A fresh database of this name at the newest schema, for the block; dropped afterwards."""
+        engine = make_engine(self.create_database(name))
+        try:
+            upgrade(engine)
+            yield engine
+        finally:
+            engine.dispose()
+            self.drop_database(name)
 
     def drop_database(self, name: str) -> None:
         with psycopg.connect(self.dsn("postgres"), autocommit=True) as connection:
