@@ -145,7 +145,12 @@ def _close(
     )
     if len(kinds) < len(ClockKind):
         query = query.where(col(Clock.kind).in_(list(kinds)))
-    for clock in session.exec(query).all():
+    # Without flushing the caller's pending changes first (a catch-up's message would flush twice): the
+    # answer cannot depend on them. Every new clock is flushed when it starts (`ClockKeeper._start`), and
+    # a clock closed but not yet flushed comes back as the same object, whose state `_move_clock` checks.
+    with session.no_autoflush:
+        clocks = session.exec(query).all()
+    for clock in clocks:
         why = kinds[ClockKind(clock.kind)]
         _move_clock(session, clock, target, at=at, action=f"clock-{target}", detail={"why": why}, actor=actor)
 

@@ -29,6 +29,7 @@ from mailroom.edges.configfile import load_settings
 from mailroom.harness import dwp
 from mailroom.service.clocks import ClockKeeper
 from mailroom.service.inbound import Arrival, Disposition, Inbox
+from mailroom.store.models import Submission
 from tests.conftest import Env
 from tests.support import rows
 
@@ -321,4 +322,26 @@ def test_an_acknowledgement_and_a_rejection_in_one_group_find_their_rows_read_on
     }
     clocks = _db(env, "SELECT submission_id, kind, state FROM clocks WHERE kind = 'correction'")
     assert clocks == [(1, "correction", "running")]
+    assert env.run("audit", "verify").code == 0
+
+
+def test_clocks_closed_but_not_yet_flushed_are_not_closed_again(make_env: Callable[..., Env]) -> None:
+    """`close_clocks` queries without flushing first: a clock met earlier in the same transaction comes
+    back from the query still open in the database, and must be recognised as met, not met twice."""
+    env, inbox, _ = _setup(make_env, reports=1)
+    with Session(inbox.engine) as session:
+        sub = session.get(Submission, 1)
+        assert sub is not None
+        inbox.clocks.on_reports_sent(session, [sub], now=SENT)  # its acknowledgement and decision clocks
+        session.commit()
+    with Session(inbox.engine) as session:
+        sub = session.get(Submission, 1)
+        assert sub is not None
+        inbox.clocks.on_reply(session, sub, at=SENT)  # the acknowledgement clock: met, not flushed
+        inbox.clocks.on_rejected(session, sub, at=SENT)  # asks for it again, with the decision clock
+        session.commit()
+    events = _db(env, "SELECT action, entity_id FROM audit_events WHERE entity = 'clock' ORDER BY seq")
+    clocks = dict(_db(env, "SELECT kind, state FROM clocks"))
+    assert clocks == {"acknowledgement": "met", "decision": "met", "correction": "running"}
+    assert [action for action, _ in events].count("clock-met") == 2, events
     assert env.run("audit", "verify").code == 0
