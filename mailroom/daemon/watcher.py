@@ -44,16 +44,19 @@ STANDBY_SECONDS = 30.0
 FILE_BATCH = 50  # messages moved per IMAP command during a catch-up
 STORE_GROUP = 50  # raw messages encrypted per gpg run during a catch-up
 AHEAD = 1  # groups fetched, stored and read while one is ingested (2 measured no faster)
+AHEAD_IN_WORKERS = "reading and storing ahead in worker processes"
 JOURNALS = AHEAD + 1  # groups whose files may wait for a commit at once, each named in its own journal
 
 
 @dataclass(frozen=True)
 class _Ahead:
-    """A fetched group on its way: its files being stored, its Readings being made (or None)."""
+    """A fetched group on its way: its files being stored (in a thread, or in a worker process), its
+    Readings being made (or None)."""
 
     group: list[FetchedMessage]
     storing: Future[list[StoredFile]]
     reading: Future[list[Reading]] | None
+    in_worker: bool
 
 
 class InboxWatcher:
@@ -103,11 +106,11 @@ class InboxWatcher:
         """The catch-up's groups of STORE_GROUP, each ingested in one transaction (a savepoint per message,
         the cursor with it); returns how many messages were new.
 
-        While a group is ingested, the next AHEAD are fetched and stored in threads (one gpg run a group
-        encrypts it, its files are written and fsynced) and, in a long catch-up, read in a worker process
-        (`ReadingPool`): gpg, the fsyncs and the reading take the other core instead of the daemon's, and
-        a slow gpg run no longer holds up the next ingest. So up to AHEAD + 1 groups' files may wait for
-        a commit at once, each group's named first in a journal of its own (JOURNALS, in turn), which
+        While a group is ingested, the next AHEAD are fetched and stored (one gpg run a group encrypts it,
+        its files are written and fsynced): in a thread, or in a long catch-up in a worker process, where
+        the next group is also read (`ReadingPool`): gpg, the fsyncs and the reading take the other core
+        and leave the daemon's interpreter to ingest. So up to AHEAD + 1 groups' files may wait for a
+        commit at once, each group's named first in a journal of its own (JOURNALS, in turn), which
         `reclaim_raw` empties before the next catch-up."""
         count = 0
         with (
@@ -122,16 +125,19 @@ class InboxWatcher:
                     group = list(itertools.islice(fetching, STORE_GROUP))
                     if not group:
                         break
-                    if pool is None and fetched and len(group) == STORE_GROUP:  # long: pays for a worker
-                        log.info("%s: a long catch-up; reading ahead in a worker process", self.key)
+                    if pool is None and fetched and len(group) == STORE_GROUP:  # long: pays for workers
+                        log.info("%s: a long catch-up; %s", self.key, AHEAD_IN_WORKERS)
                         pool = stack.enter_context(ReadingPool(self.inbox.settings))
-                    reading = pool.submit([f.raw for f in group]) if pool else None
-                    waiting.append(_Ahead(group, self._store(storer, group, fetched), reading))
+                    raws = [f.raw for f in group]
+                    reading = pool.submit(raws) if pool else None
+                    in_worker = pool.store(raws, self._journal(fetched)) if pool else None
+                    storing = in_worker or self._store(storer, group, fetched)
+                    waiting.append(_Ahead(group, storing, reading, in_worker is not None))
                     fetched += 1
                 if not waiting:
                     break
                 ahead = waiting.popleft()
-                stored = ahead.storing.result()
+                stored = self._stored(ahead, number, pool)
                 readings = pool.readings(ahead.reading, len(ahead.group)) if pool else None
                 arrivals = [Arrival(f.raw, f.uidvalidity, f.uid, f.internaldate) for f in ahead.group]
                 outcomes = self.inbox.ingest_group(arrivals, stored, mailbox=self.key, readings=readings)
@@ -143,6 +149,17 @@ class InboxWatcher:
                     self._file(filing)
                 self.progress()
         return count
+
+    def _stored(self, ahead: _Ahead, number: int, pool: ReadingPool | None) -> list[StoredFile]:
+        """Group `number`'s files. If the worker storing it died, whatever it wrote goes (no row names
+        it yet) and the group is stored here, under the same journal."""
+        if not ahead.in_worker or pool is None:
+            return ahead.storing.result()
+        stored = pool.stored(ahead.storing)
+        if stored is None:
+            self.inbox.reclaim_raw(self._journal(number))
+            stored = self.inbox.store_raw([f.raw for f in ahead.group], journal=self._journal(number))
+        return stored
 
     def _store(
         self, storer: ThreadPoolExecutor, group: list[FetchedMessage], number: int

@@ -10,6 +10,9 @@ worker made are the ones the daemon would have made. Real Dovecot, real gpg, SQL
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -75,14 +78,14 @@ def test_a_long_catch_up_stores_and_reads_ahead_and_every_file_is_always_account
 
     def storing(raws: Sequence[bytes], **options: Any) -> Any:
         stored_in.append(threading.get_ident())
-        stored = store(raws, **options)
-        # Files first, then the journals, then the committed rows: a group commits before its journal
-        # closes, so nothing is missed between the reads.
-        files, journaled = _files(env), _journaled(env)
-        unaccounted.append(files - journaled - {path for path, _ in _rows(env)})
-        return stored
+        return store(raws, **options)
 
     def ingesting(arrivals: Sequence[Arrival], stored: Any, **options: Any) -> Any:
+        # Files first, then the journals, then the committed rows: a group commits before its journal
+        # closes, so nothing is missed between the reads. The groups stored ahead (in the thread or in
+        # the worker) are all on disk by now, each named by its journal.
+        files, journaled = _files(env), _journaled(env)
+        unaccounted.append(files - journaled - {path for path, _ in _rows(env)})
         readings = options.get("readings")
         given.append(readings)
         if readings is not None:  # the worker's reading is the daemon's own
@@ -99,7 +102,8 @@ def test_a_long_catch_up_stores_and_reads_ahead_and_every_file_is_always_account
         parts.watcher.mailbox.close()
 
     groups = -(-MESSAGES // STORE_GROUP)
-    assert len(stored_in) == groups and threading.get_ident() not in stored_in
+    # The first group is stored by the daemon's thread; the rest, once the workers are up, by a worker.
+    assert len(stored_in) == 1 and threading.get_ident() not in stored_in
     assert progress == [min(MESSAGES, STORE_GROUP * k) for k in range(1, groups + 1)]  # after each commit
     assert unaccounted == [set()] * groups
     # The first group is read here while the worker starts; the rest were read by it.
@@ -135,6 +139,42 @@ def test_two_groups_stored_and_never_committed_are_both_reclaimed(
     assert any("removed 5 raw file(s)" in record.getMessage() for record in caplog.records)
 
 
+def test_workers_killed_mid_catch_up_leave_the_daemon_to_store_and_read_and_nothing_is_lost(
+    rig: tuple[Env, Parts, str], dovecot: Dovecot, caplog: pytest.LogCaptureFixture
+) -> None:
+    """kill -9 of the workers (the OOM killer) while a group is ingested: the groups they were storing
+    and reading are reclaimed (what they wrote goes) and stored and read by the daemon; every message is
+    ingested once, every file is named by its row, and one warning says so."""
+    env, parts, folder = rig
+    assert parts.watcher is not None
+    for number in range(MESSAGES):
+        dovecot.append(ALICE, folder, inbound_message(number))
+    ingest_group = parts.inbox.ingest_group
+    ingested: list[int] = []
+
+    def ingesting(arrivals: Sequence[Arrival], stored: Any, **options: Any) -> Any:
+        ingested.append(len(arrivals))
+        if len(ingested) == 2:  # the workers have the third group by now
+            for child in multiprocessing.active_children():
+                os.kill(child.pid or 0, signal.SIGKILL)
+        return ingest_group(arrivals, stored, **options)
+
+    parts.inbox.ingest_group = ingesting  # type: ignore[method-assign]
+    caplog.set_level("WARNING")
+    try:
+        assert parts.watcher.catch_up() == MESSAGES
+    finally:
+        parts.watcher.mailbox.close()
+    rows = _rows(env)
+    assert len(rows) == MESSAGES and sum(ingested) == MESSAGES
+    assert _files(env) == {path for path, _ in rows}
+    for stored_path, raw_sha256 in rows:
+        assert hashlib.sha256(parts.inbox.documents.get(Path(stored_path))).hexdigest() == raw_sha256
+    assert not list((env.root / "documents").glob(".journal-*"))
+    said = [r.getMessage() for r in caplog.records if r.name == "mailroom.daemon.reading_pool"]
+    assert len(said) == 1 and "the rest of this catch-up is read and stored in the daemon" in said[0], said
+
+
 def test_the_daemon_catches_up_with_its_reading_worker_from_the_installed_command(
     rig: tuple[Env, Parts, str], dovecot: Dovecot
 ) -> None:
@@ -146,7 +186,7 @@ def test_the_daemon_catches_up_with_its_reading_worker_from_the_installed_comman
     command = [str(Path(sys.executable).with_name("mailroom")), "--config", str(env.config), "run", "--once"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "Traceback" not in done.stderr and "reading worker:" not in done.stderr
-    assert "a long catch-up; reading ahead in a worker process" in done.stderr
+    assert "Traceback" not in done.stderr and "catch-up worker:" not in done.stderr
+    assert "a long catch-up; reading and storing ahead in worker processes" in done.stderr
     assert len(_rows(env)) == MESSAGES
     assert _files(env) == {path for path, _ in _rows(env)}

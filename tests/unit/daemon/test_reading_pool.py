@@ -18,6 +18,8 @@ from mailroom.edges.configfile import load_settings
 from mailroom.service.reading import classify_policy, read_message
 from tests.conftest import Env
 
+GIVEN_UP = "; the rest of this catch-up is read and stored in the daemon"
+
 
 def _raws() -> list[bytes]:
     raws = []
@@ -57,7 +59,7 @@ def test_a_worker_that_dies_leaves_the_reading_to_the_daemon_for_the_rest_of_the
         assert pool.submit(raws) is None  # no new worker for the rest of this catch-up
     said = [r.getMessage() for r in caplog.records if r.name == "mailroom.daemon.reading_pool"]
     # "it died" (found by the result) or "it stopped" (found by the submit), whichever came first: once.
-    assert len(said) == 1 and said[0].endswith("; the rest of this catch-up is read in the daemon"), said
+    assert len(said) == 1 and said[0].endswith(GIVEN_UP), said
 
 
 def test_nothing_to_read_asks_nothing(make_env: Callable[..., Env]) -> None:
@@ -81,4 +83,4 @@ def test_a_worker_that_cannot_start_leaves_the_reading_to_the_daemon(
     finally:
         multiprocessing.spawn.set_executable(python)
     said = [r.getMessage() for r in caplog.records if r.name == "mailroom.daemon.reading_pool"]
-    assert len(said) == 1 and said[0].endswith("; the rest of this catch-up is read in the daemon"), said
+    assert len(said) == 1 and said[0].endswith(GIVEN_UP), said
