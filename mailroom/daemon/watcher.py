@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
 
-from mailroom.daemon.reading_pool import ReadingPool
+from mailroom.daemon.catchup_workers import CatchUpWorkers
 from mailroom.daemon.runners import Backoff, Heartbeat, sleep_or_stop
 from mailroom.edges.imap import (
     FetchedMessage,
@@ -108,7 +108,7 @@ class InboxWatcher:
 
         While a group is ingested, the next AHEAD are fetched and stored (one gpg run a group encrypts it,
         its files are written and fsynced): in a thread, or in a long catch-up in a worker process, where
-        the next group is also read (`ReadingPool`): gpg, the fsyncs and the reading take the other core
+        the next group is also read (`CatchUpWorkers`): gpg, the fsyncs and the reading take the other core
         and leave the daemon's interpreter to ingest. So up to AHEAD + 1 groups' files may wait for a
         commit at once, each group's named first in a journal of its own (JOURNALS, in turn), which
         `reclaim_raw` empties before the next catch-up."""
@@ -117,7 +117,7 @@ class InboxWatcher:
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailroom-store") as storer,
             ExitStack() as stack,
         ):
-            pool: ReadingPool | None = None
+            pool: CatchUpWorkers | None = None
             waiting: deque[_Ahead] = deque()
             fetched = 0
             for number in itertools.count():
@@ -127,7 +127,7 @@ class InboxWatcher:
                         break
                     if pool is None and fetched and len(group) == STORE_GROUP:  # long: pays for workers
                         log.info("%s: a long catch-up; %s", self.key, AHEAD_IN_WORKERS)
-                        pool = stack.enter_context(ReadingPool(self.inbox.settings))
+                        pool = stack.enter_context(CatchUpWorkers(self.inbox.settings))
                     raws = [f.raw for f in group]
                     reading = pool.submit(raws) if pool else None
                     in_worker = pool.store(raws, self._journal(fetched)) if pool else None
@@ -150,7 +150,7 @@ class InboxWatcher:
                 self.progress()
         return count
 
-    def _stored(self, ahead: _Ahead, number: int, pool: ReadingPool | None) -> list[StoredFile]:
+    def _stored(self, ahead: _Ahead, number: int, pool: CatchUpWorkers | None) -> list[StoredFile]:
         """Group `number`'s files. If the worker storing it died, whatever it wrote goes (no row names
         it yet) and the group is stored here, under the same journal."""
         if not ahead.in_worker or pool is None:

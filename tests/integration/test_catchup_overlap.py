@@ -171,7 +171,7 @@ def test_workers_killed_mid_catch_up_leave_the_daemon_to_store_and_read_and_noth
     for stored_path, raw_sha256 in rows:
         assert hashlib.sha256(parts.inbox.documents.get(Path(stored_path))).hexdigest() == raw_sha256
     assert not list((env.root / "documents").glob(".journal-*"))
-    said = [r.getMessage() for r in caplog.records if r.name == "mailroom.daemon.reading_pool"]
+    said = [r.getMessage() for r in caplog.records if r.name == "mailroom.daemon.catchup_workers"]
     assert len(said) == 1 and "the rest of this catch-up is read and stored in the daemon" in said[0], said
 
 

@@ -48,14 +48,14 @@ def _start_worker(settings: Settings) -> None:
 
 
 def _read_group(raws: Sequence[bytes]) -> list[Reading]:
-    assert _worker is not None, "the reading worker was not started"
+    assert _worker is not None, "the catch-up worker was not started"
     settings, policy = _worker
     return [read_message(raw, settings, policy) for raw in raws]
 
 
 def _store_group(raws: Sequence[bytes], journal: str) -> list[StoredFile]:
     global _documents
-    assert _worker is not None, "the reading worker was not started"
+    assert _worker is not None, "the catch-up worker was not started"
     if _documents is None:
         from mailroom.daemon.wiring import make_cipher  # here: a worker that only reads need not load it
 
@@ -70,7 +70,7 @@ def _store_group(raws: Sequence[bytes], journal: str) -> list[StoredFile]:
     return _documents.put_many(raws, kind="inbound", journal=journal)
 
 
-class ReadingPool:
+class CatchUpWorkers:
     """`submit` a group's raw messages; `readings` gives their Readings, or None (read them here).
     `store` a group's raw messages; `stored` gives their files, or None (a worker died: the caller
     reclaims the group's journal and stores it itself)."""
@@ -137,7 +137,7 @@ class ReadingPool:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
 
-    def __enter__(self) -> ReadingPool:
+    def __enter__(self) -> CatchUpWorkers:
         return self
 
     def __exit__(
