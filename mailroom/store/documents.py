@@ -56,24 +56,14 @@ class DocumentStore:
 
     def put(self, data: bytes, *, kind: str) -> StoredFile:
         """Encrypt and write `data`; returns where it went and the sha256 of the plain bytes."""
-        return self._write(data, self.cipher.encrypt(data), kind=kind)
+        return self._write([data], [self.cipher.encrypt(data)], kind)[0]
 
     def put_many(self, items: Sequence[bytes], *, kind: str, journal: str | None = None) -> list[StoredFile]:
         """`put` for several at once: one gpg run for all of them (CryptoError if any fails).
 
         With `journal`, the files' names are first written (fsynced) to the journal of that name, so a
         crash before the rows naming them commit leaves no file that `reclaim` cannot find."""
-        sealed = self.cipher.encrypt_many(items)
-        paths = [self._new_path(kind) for _ in items]
-        if journal is not None:
-            write_private(self._journal(journal), "".join(f"{path}\n" for path in paths).encode())
-        for folder in {path.parent for path in paths}:
-            ensure_private_dir(folder)
-        write_private_many(list(zip(paths, sealed, strict=True)))
-        return [
-            StoredFile(path=path, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
-            for data, path in zip(items, paths, strict=True)
-        ]
+        return self._write(items, self.cipher.encrypt_many(items), kind, journal)
 
     def journaled(self, journal: str) -> list[Path]:
         """The files the journal names (the last `put_many` with it that `close_journal` did not close)."""
@@ -96,12 +86,20 @@ class DocumentStore:
         return self.root / kind / f"{secrets.token_hex(16)}{suffix}"
 
     def _write(
-        self, data: bytes, blob: bytes, path: Path | None = None, kind: str = "", *, sync_folder: bool = True
-    ) -> StoredFile:
-        path = path or self._new_path(kind)
-        ensure_private_dir(path.parent)
-        write_private(path, blob, sync_folder=sync_folder)
-        return StoredFile(path=path, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+        self, items: Sequence[bytes], sealed: Sequence[bytes], kind: str, journal: str | None = None
+    ) -> list[StoredFile]:
+        """The sealed documents written under new names (journaled first, with `journal`); the stored
+        files, each with the sha256 and size of its plain bytes."""
+        paths = [self._new_path(kind) for _ in items]
+        if journal is not None:
+            write_private(self._journal(journal), "".join(f"{path}\n" for path in paths).encode())
+        for folder in {path.parent for path in paths}:
+            ensure_private_dir(folder)
+        write_private_many(list(zip(paths, sealed, strict=True)))
+        return [
+            StoredFile(path=path, sha256=hashlib.sha256(data).hexdigest(), size=len(data))
+            for data, path in zip(items, paths, strict=True)
+        ]
 
     def get(self, path: Path) -> bytes:
         return self.cipher.decrypt(path.read_bytes())
@@ -137,27 +135,14 @@ def ensure_private_dir(folder: Path) -> None:
         folder.chmod(0o700)
 
 
-def write_private(path: Path, data: bytes, *, sync_folder: bool = True) -> None:
-    """Write via a temporary file in the same folder, fsync, rename: the file is whole or absent. The
-    rename is durable once the folder is fsynced: here, or by the caller (`sync_folder=False`) once for
-    several files, before anything that names them is committed."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if sync_folder:
-        fsync_folder(path.parent)
+def write_private(path: Path, data: bytes) -> None:
+    """Write via a temporary file in the same folder, fsync, rename, fsync the folder: the file is whole
+    or absent, and its name survives a crash."""
+    write_private_many([(path, data)])
 
 
 def write_private_many(files: Sequence[tuple[Path, bytes]]) -> None:
-    """`write_private` for several files, made durable together: all written, then all fsynced, then
+    """0600 files written via temporaries, made durable together: all written, then all fsynced, then
     all renamed, then each folder fsynced once. On ext4 the first fsync commits the journal with every
     file's data in it, so the rest cost little: a catch-up's group of raw messages waited on one disk
     flush a file before. Each file is still whole or absent, and none is named before all are synced."""
