@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from types import TracebackType
+from typing import Any, TypeVar
 
 from mailroom.core.config import Settings
 from mailroom.core.errors import ConfigError
@@ -34,6 +35,7 @@ from outbox.errors import CryptoError
 from parsers.types import ClassifyPolicy
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 # The worker's settings and classify policy, set once when it starts; its document store, at its first
 # store (so a worker that only reads never runs gpg).
@@ -57,16 +59,12 @@ def _store_group(raws: Sequence[bytes], journal: str) -> list[StoredFile]:
     global _documents
     assert _worker is not None, "the catch-up worker was not started"
     if _documents is None:
-        from mailroom.daemon.wiring import make_cipher  # here: a worker that only reads need not load it
+        from mailroom.daemon.wiring import make_documents  # here: a worker that only reads need not load it
 
-        settings = _worker[0]
         try:
-            cipher = make_cipher(settings)
+            _documents = make_documents(_worker[0])
         except ConfigError as exc:  # as the daemon's own store would say it: a storage outage
             raise CryptoError(str(exc)) from None
-        _documents = DocumentStore(
-            settings.store.documents_dir, cipher, encrypted=settings.gpg.encrypt_at_rest
-        )
     return _documents.put_many(raws, kind="inbound", journal=journal)
 
 
@@ -90,45 +88,43 @@ class CatchUpWorkers:
             )
 
     def submit(self, raws: Sequence[bytes]) -> Future[list[Reading]] | None:
-        if self._executor is None or not raws:
-            return None
-        try:
-            return self._executor.submit(_read_group, list(raws))
-        except (BrokenProcessPool, RuntimeError, OSError):  # OSError: the worker process could not start
-            self._give_up("it stopped, or could not start")
-            return None
+        return self._submit(_read_group, list(raws)) if raws else None
 
     def readings(self, future: Future[list[Reading]] | None, count: int) -> list[Reading] | None:
         """The group's Readings, in order; None if the worker could not read it (then the caller does)."""
         if future is None:
             return None
         try:
-            readings = future.result()
-        except BrokenProcessPool:
-            self._give_up("it died")
-            return None
+            readings = self._result(future)
         except Exception as exc:  # a fault in reading: the daemon's own reading quarantines the message
             log.warning(
                 "catch-up worker: could not read a group (%s); reading it in the daemon", type(exc).__name__
             )
             return None
-        return readings if len(readings) == count else None
+        return readings if readings is not None and len(readings) == count else None
 
     def store(self, raws: Sequence[bytes], journal: str) -> Future[list[StoredFile]] | None:
-        if self._executor is None or not raws:
-            return None
-        try:
-            return self._executor.submit(_store_group, list(raws), journal)
-        except (BrokenProcessPool, RuntimeError, OSError):
-            self._give_up("it stopped, or could not start")
-            return None
+        return self._submit(_store_group, list(raws), journal) if raws else None
 
     def stored(self, future: Future[list[StoredFile]]) -> list[StoredFile] | None:
         """The group's files; None if the worker died on the way. Any other failure (CryptoError, an
         OSError of the documents folder) is raised here, as a store in the daemon would raise it."""
+        return self._result(future)
+
+    def _submit(self, work: Callable[..., _T], *args: Any) -> Future[_T] | None:
+        if self._executor is None:
+            return None
+        try:
+            return self._executor.submit(work, *args)
+        except (BrokenProcessPool, RuntimeError, OSError):  # OSError: the worker process could not start
+            self._give_up("it stopped, or could not start")
+            return None
+
+    def _result(self, future: Future[_T]) -> _T | None:
+        """The work's result; None if the pool died under it (or was given up, cancelling it)."""
         try:
             return future.result()
-        except (BrokenProcessPool, CancelledError):  # cancelled: the pool was given up on the way
+        except (BrokenProcessPool, CancelledError):
             self._give_up("it died")
             return None
 

@@ -131,7 +131,7 @@ class InboxWatcher:
                     raws = [f.raw for f in group]
                     reading = pool.submit(raws) if pool else None
                     in_worker = pool.store(raws, self._journal(fetched)) if pool else None
-                    storing = in_worker or self._store(storer, group, fetched)
+                    storing = in_worker or self._store(storer, raws, fetched)
                     waiting.append(_Ahead(group, storing, reading, in_worker is not None))
                     fetched += 1
                 if not waiting:
@@ -161,10 +161,7 @@ class InboxWatcher:
             stored = self.inbox.store_raw([f.raw for f in ahead.group], journal=self._journal(number))
         return stored
 
-    def _store(
-        self, storer: ThreadPoolExecutor, group: list[FetchedMessage], number: int
-    ) -> Future[list[StoredFile]]:
-        raws = [fetched.raw for fetched in group]
+    def _store(self, storer: ThreadPoolExecutor, raws: list[bytes], number: int) -> Future[list[StoredFile]]:
         return storer.submit(self.inbox.store_raw, raws, journal=self._journal(number))
 
     def _journal(self, number: int) -> str:

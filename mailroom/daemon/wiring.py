@@ -43,12 +43,17 @@ def make_cipher(settings: Settings) -> Cipher:
     return crypto
 
 
+def make_documents(settings: Settings) -> DocumentStore:
+    """The document store the settings describe (its gpg keys checked: ConfigError if they are not
+    usable)."""
+    return DocumentStore(
+        settings.store.documents_dir, make_cipher(settings), encrypted=settings.gpg.encrypt_at_rest
+    )
+
+
 def make_mailroom(
     settings: Settings, *, engine: Engine | None = None, now: Callable[[], datetime] = system_now
 ) -> Mailroom:
     engine = engine or make_engine(settings.store.url)
     require_current_schema(engine)
-    documents = DocumentStore(
-        settings.store.documents_dir, make_cipher(settings), encrypted=settings.gpg.encrypt_at_rest
-    )
-    return Mailroom(settings, engine, documents, now)
+    return Mailroom(settings, engine, make_documents(settings), now)

@@ -16,10 +16,9 @@ from email.message import EmailMessage
 import pytest
 
 from mailroom.daemon.catchup_workers import CatchUpWorkers
-from mailroom.daemon.wiring import make_cipher
+from mailroom.daemon.wiring import make_documents
 from mailroom.edges.configfile import load_settings
 from mailroom.service.reading import classify_policy, read_message
-from mailroom.store.documents import DocumentStore
 from tests.conftest import Env
 
 GIVEN_UP = "; the rest of this catch-up is read and stored in the daemon"
@@ -95,9 +94,7 @@ def test_a_worker_stores_a_group_as_the_daemon_would_and_a_dead_one_says_none(
 ) -> None:
     settings = load_settings(make_env().config)
     raws = _raws()
-    documents = DocumentStore(
-        settings.store.documents_dir, make_cipher(settings), encrypted=settings.gpg.encrypt_at_rest
-    )
+    documents = make_documents(settings)
     with CatchUpWorkers(settings) as pool:
         future = pool.store(raws, "imap:test")
         assert future is not None
