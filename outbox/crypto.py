@@ -55,11 +55,11 @@ MEMORY_FOLDER = Path("/dev/shm")  # noqa: S108 (only ever a parent for mkdtemp's
 MEMORY_LIMIT = 64 * 1024 * 1024
 
 
-def scratch_places(size: int) -> list[str | None]:
-    """Where a batch of `size` plaintext bytes may be put for gpg, in order of preference (None: the
-    system's temporary folder, always last)."""
+def memory_scratch(size: int) -> str | None:
+    """The memory-backed folder for a batch of `size` plaintext bytes, if there is a usable one and the
+    batch fits; None: the system's temporary folder."""
     usable = MEMORY_FOLDER.is_dir() and os.access(MEMORY_FOLDER, os.W_OK | os.X_OK)
-    return [str(MEMORY_FOLDER), None] if usable and size <= MEMORY_LIMIT else [None]
+    return str(MEMORY_FOLDER) if usable and size <= MEMORY_LIMIT else None
 
 
 @dataclass(frozen=True)
@@ -130,18 +130,18 @@ class DocumentCrypto:
         """Encrypt several documents with one gpg process (starting gpg is most of a small encrypt's cost).
 
         The plaintexts go into a fresh 0700 scratch folder that is removed before returning, as for
-        `decrypt_many`: in memory (`scratch_places`) when it can, else the system's temporary folder.
+        `decrypt_many`: in memory (`memory_scratch`) when it can, else the system's temporary folder.
         All or nothing: if any output is missing or empty, CryptoError.
         """
         if len(items) <= 1:
             return [self.encrypt(data) for data in items]
-        places = scratch_places(sum(map(len, items)))
-        for place in places[:-1]:
+        memory = memory_scratch(sum(map(len, items)))
+        if memory is not None:
             try:
-                return self._encrypt_files(items, place)
-            except (OSError, CryptoError):  # the memory folder full: the next place, then gpg's own word
-                continue
-        return self._encrypt_files(items, places[-1])
+                return self._encrypt_files(items, memory)
+            except (OSError, CryptoError):  # the memory folder full: the temporary folder says for sure
+                pass
+        return self._encrypt_files(items, None)
 
     def _encrypt_files(self, items: Sequence[bytes], place: str | None) -> list[bytes]:
         resolved = self._recipient_keys()

@@ -111,6 +111,9 @@ class SweepResult:
     skipped: int = 0
 
 
+REPLY_RECEIVED = "reply received"  # why an acknowledgement clock is met, whatever the reply was
+
+
 def close_clocks(
     session: Session,
     submission_id: int | None,
@@ -272,12 +275,12 @@ class ClockKeeper:
 
     def on_reply(self, session: Session, sub: Submission, *, at: datetime) -> None:
         """Any trusted reply from DWP about the submission meets its acknowledgement clock."""
-        close_clocks(session, sub.id, ClockKind.ACKNOWLEDGEMENT, ClockState.MET, at=at, why="reply received")
+        close_clocks(session, sub.id, ClockKind.ACKNOWLEDGEMENT, ClockState.MET, at=at, why=REPLY_RECEIVED)
 
     def on_rejected(self, session: Session, sub: Submission, *, at: datetime) -> None:
         """A rejection is a reply (the acknowledgement clock is met) and DWP's decision (so is that one);
         the correction clock starts."""
-        whys = {ClockKind.ACKNOWLEDGEMENT: "reply received", ClockKind.DECISION: "rejection received"}
+        whys = {ClockKind.ACKNOWLEDGEMENT: REPLY_RECEIVED, ClockKind.DECISION: "rejection received"}
         _close(session, sub.id, whys, ClockState.MET, at=at)
         self.start(session, sub, ClockKind.CORRECTION, at=at)
 

@@ -312,11 +312,8 @@ class Inbox:
     ) -> int | None:
         raw = arrival.raw
         sha = hashlib.sha256(raw).hexdigest()
-        failed_before = session.exec(
-            select(InboundMessage).where(
-                InboundMessage.message_id == f"<{sha}@failed>", InboundMessage.raw_sha256 == sha
-            )
-        ).first()
+        same = queries.inbound_by_message_id(session, f"<{sha}@failed>")
+        failed_before = next((row for row in same if row.raw_sha256 == sha), None)
         if failed_before is not None:
             # The same bytes failed before (a redelivery, or a copy earlier in this group): that row is the
             # one a person replays. A second row could not be written (Message-ID and sha256 are unique),

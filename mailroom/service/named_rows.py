@@ -10,8 +10,9 @@ not read ahead (and everything, for `NamedRows()`: a single message) is queried 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from sqlmodel import Session, col, select
 
@@ -22,6 +23,7 @@ from mailroom.store.models import Case, Submission
 from parsers.types import Classification, ParsedMessage
 
 _CHUNK = 500  # values a query's IN list
+_M = TypeVar("_M", Submission, Case)
 
 
 @dataclass
@@ -34,14 +36,12 @@ class NamedRows:
         ids = sorted(set(message_ids))
         refs = sorted({normalise_case_ref(ref) for ref in case_refs})
         submissions: dict[str, Submission | None] = dict.fromkeys(ids)
-        for chunk in _chunks(ids):
-            for sub in session.exec(select(Submission).where(col(Submission.message_id).in_(chunk))).all():
-                assert sub.message_id is not None  # unique, as is a case's reference
-                submissions[sub.message_id] = sub
+        for sub in _rows_where_in(session, Submission, "message_id", ids):
+            assert sub.message_id is not None  # unique, as is a case's reference
+            submissions[sub.message_id] = sub
         cases: dict[str, Case | None] = dict.fromkeys(refs)
-        for chunk in _chunks(refs):
-            for case in session.exec(select(Case).where(col(Case.case_ref).in_(chunk))).all():
-                cases[case.case_ref] = case
+        for case in _rows_where_in(session, Case, "case_ref", refs):
+            cases[case.case_ref] = case
         return cls(submissions, cases)
 
     @classmethod
@@ -75,5 +75,8 @@ class NamedRows:
         return [found[key] for key in sorted(key for key in found if key is not None)]
 
 
-def _chunks(values: list[str]) -> Iterable[list[str]]:
-    return (values[start : start + _CHUNK] for start in range(0, len(values), _CHUNK))
+def _rows_where_in(session: Session, model: type[_M], column: str, values: list[str]) -> Iterator[_M]:
+    """The rows of `model` whose `column` is one of `values`, _CHUNK values a query."""
+    for start in range(0, len(values), _CHUNK):
+        chunk = values[start : start + _CHUNK]
+        yield from session.exec(select(model).where(col(getattr(model, column)).in_(chunk))).all()

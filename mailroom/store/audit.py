@@ -198,11 +198,10 @@ def verify_stream(
     chain is, in one worker process a CPU (`audit_scan.verify_chain`); the findings are the same as in
     one process, in the same order. With `since`, the chain starts from event `since`'s stored hash (the
     caller has checked it against a signed checkpoint)."""
-    table = AuditEvent.__table__  # type: ignore[attr-defined]
     connection = session.connection()
     expected_prev = GENESIS
     if since:
-        found = connection.execute(sa.select(table.c.hash).where(table.c.seq == since)).scalar()
+        found = connection.execute(sa.select(_TABLE.c.hash).where(_TABLE.c.seq == since)).scalar()
         if found is None:
             return 0, [f"event {since} (the checkpoint) is missing"]
         expected_prev = found
@@ -234,9 +233,8 @@ def matches_reference(engine: sa.Engine, seq: int) -> bool:
 
 def _slow_match(connection: sa.Connection, seq: int) -> bool:
     """The reference check of one event, through the ORM's column types (`_digest` exactly)."""
-    table = AuditEvent.__table__  # type: ignore[attr-defined]
-    columns = [table.c[name] for name in (*_HASHED, "hash")]
-    row = connection.execute(sa.select(*columns).where(table.c.seq == seq)).mappings().one()
+    columns = [_TABLE.c[name] for name in (*_HASHED, "hash")]
+    row = connection.execute(sa.select(*columns).where(_TABLE.c.seq == seq)).mappings().one()
     return bool(_digest(row) == row["hash"])  # type: ignore[arg-type]
 
 

@@ -105,14 +105,6 @@ def _nullable(value: Any) -> str:
     return "null" if value is None else str(_string(value))
 
 
-def _parts(key: tuple[Any, ...]) -> _Parts:
-    return _parts_memo[key]
-
-
-def _body(detail: str) -> str:
-    return _bodies[detail]
-
-
 def _stamp(at: str) -> str:
     """'YYYY-MM-DD HH:MM:SS.ffffff' (UTC, as SQLite holds it and PostgreSQL's to_char gives it) as
     isoformat; any other text is refused, so a changed time can only ever fail the fast check."""
@@ -135,9 +127,9 @@ def fast_canonical(row: Sequence[Any], text: bool) -> bytes:
     time and the detail as stored text (SQLite's, and PostgreSQL's as `audit_verify` selects them), else
     as a datetime and a dict."""
     seq, at, actor, entity, entity_id, action, from_state, to_state, detail, prev_hash = row[:10]
-    head, middle, before_prev, tail = _parts((action, actor, entity, from_state, to_state))
+    head, middle, before_prev, tail = _parts_memo[action, actor, entity, from_state, to_state]
     stamp = _stamp(at) if text else at.astimezone(UTC).isoformat(timespec="microseconds")
-    body = _body(detail) if text else str(_dumps(detail))
+    body = _bodies[detail] if text else str(_dumps(detail))
     return (
         f'{head}{stamp}","detail":{body}{middle}{_entity_id(entity_id)}{before_prev}{_string(prev_hash)}'
         f',"seq":{int(seq)}{tail}'
@@ -151,7 +143,7 @@ def check_rows(
     for rows with the time and the detail as stored text.
 
     `rows` is best a cursor: it is read CHUNK rows at a time, and a chunk is first checked whole
-    (`_intact`: its texts built in one comprehension, hashed by `map`, compared as one tuple). Only a
+    (`_intact`: its texts built in one comprehension, hashed and compared as one list). Only a
     chunk that is not intact, or has a value the whole-chunk check does not take, is checked row by
     row (`_each`), which says exactly what is wrong and where.
     """

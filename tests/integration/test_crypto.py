@@ -231,7 +231,7 @@ def test_a_batch_whose_memory_folder_fails_is_encrypted_from_the_temporary_folde
     crypto = DocumentCrypto(str(home.path), (key.fingerprint,))
     gone = tmp_path / "gone"  # usable when asked, removed before it is used: as a full /dev/shm fails
     gone.mkdir()
-    monkeypatch.setattr(outbox.crypto, "scratch_places", lambda size: [str(gone), None])
+    monkeypatch.setattr(outbox.crypto, "memory_scratch", lambda size: str(gone))
     gone.rmdir()
     documents = [b"one\n", b"two\n"]
     assert [crypto.decrypt(blob) for blob in crypto.encrypt_many(documents)] == documents
