@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from sqlmodel import Session
 
 from mailroom.daemon.wiring import make_mailroom
@@ -32,6 +31,7 @@ from mailroom.service.inbound import Arrival, Disposition, Inbox
 from mailroom.store.models import Submission
 from tests.conftest import Env
 from tests.support import rows
+from tests.support.sql import starting, statements
 
 AUTHSERV = "mx.provider.example"
 MAILBOX = "imap:test@127.0.0.1:993/INBOX"
@@ -299,22 +299,12 @@ def test_an_acknowledgement_and_a_rejection_in_one_group_find_their_rows_read_on
         case_ref="MH-100001",
     )
     group = [*raws, returned.as_bytes()]
-    lookups: list[str] = []
-
-    def count(*args: object) -> None:
-        statement = " ".join(str(args[2]).split())
-        if statement.startswith(("SELECT submissions.", "SELECT cases.")):
-            lookups.append(statement.split(" FROM ")[1].split()[0])
-
-    engine = inbox.engine
-    sa.event.listen(engine, "before_cursor_execute", count)
-    try:
+    with statements(inbox.engine) as seen:
         outcomes = inbox.ingest_group(_arrivals(group), inbox.store_raw(group), mailbox=MAILBOX)
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", count)
 
     assert [d for d, _ in outcomes] == [Disposition.PROCESSED] * 4
-    assert sorted(lookups) == ["cases", "submissions"], lookups
+    lookups = (starting(seen, "SELECT SUBMISSIONS."), starting(seen, "SELECT CASES."))
+    assert lookups == (1, 1), seen
     assert dict(_db(env, "SELECT id, state FROM submissions")) == {
         1: "rejected",
         2: "acknowledged",

@@ -6,9 +6,7 @@ tests/integration/test_postgres_audit_savepoint.py."""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -19,6 +17,7 @@ from sqlmodel import Session, func, select
 from mailroom.store import audit
 from mailroom.store.engine import transaction
 from mailroom.store.models import AuditEvent, Case
+from tests.support.sql import statements
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
@@ -29,22 +28,6 @@ class Boom(Exception):
 
 def _event(session: Session, n: int) -> None:
     audit.record(session, at=T0, actor="test", entity="case", entity_id=n, action=f"step-{n}")
-
-
-@contextmanager
-def statements(engine: Engine) -> Iterator[Counter[str]]:
-    """How many statements of each kind (its first two words) the engine ran inside the block."""
-    seen: Counter[str] = Counter()
-
-    def count(*args: object) -> None:
-        statement = str(args[2]).split()
-        seen[" ".join(statement[:2]).upper()] += 1
-
-    sa.event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", count)
 
 
 def check_a_group_reads_the_head_once_and_writes_each_savepoint_once(engine: Engine) -> None:
