@@ -13,8 +13,8 @@ Then, in this one process and run:
 (b) the pipeline: one `InboxWatcher.catch_up` as the daemon wires it (`mailroom.daemon.app.build`): UID
     FETCH, parse, classify, trust, match, apply, store each raw message gpg-encrypted (real gpg, a
     throwaway key), commit, UID MOVE to the processed folder. The login is outside the timing. It uses
-    both cores as the daemon does: the next group is stored in a thread (gpg is a process of its own)
-    and read in a worker process while this one is ingested; the floor is one core's reading.
+    both cores as the daemon does: while a group is ingested the next one is stored (gpg is a process of
+    its own) and read, after the first group in two worker processes; the floor is one core's reading.
 
 Goal: pipeline rate >= 0.4 x the floor.
 """
@@ -185,8 +185,8 @@ def main() -> None:
                 "(neither timed)",
                 "store: SQLite (WAL, synchronous=FULL) on disk; raw messages gpg-encrypted at rest (real "
                 "gpg); Dovecot maildir on tmpfs",
-                "the next group is stored in a thread and (after the first) read in a worker process "
-                "while this one is ingested: those stages overlap ingest and do not add up to the pipeline",
+                "the next group is stored and read while this one is ingested (the first group's store in a "
+                "thread, the rest in worker processes, not timed here): those stages overlap ingest",
             ],
         )
         if profiler:

@@ -263,7 +263,7 @@ def bare_fetch(server: Dovecot) -> FetchFigures:
 def stage_timers(parts: Parts, watcher: InboxWatcher) -> StageTimes:
     stages = StageTimes()
     group = STORE_GROUP
-    stages.wrap(parts.inbox, "store_raw", f"store raw messages, {group} per gpg run (a thread)")
+    stages.wrap(parts.inbox, "store_raw", f"store raw messages, {group} per gpg run (in the daemon)")
     stages.wrap(parts.inbox.documents.cipher, "encrypt_many", "  of which gpg --encrypt-files")
     stages.wrap(parts.inbox, "ingest_group", f"ingest, {group} a transaction (read, match, apply, commit)")
     stages.wrap(parts.inbox, "read", "  of which parse + classify + trust here (not in the worker)")
