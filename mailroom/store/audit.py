@@ -45,9 +45,9 @@ def record(
 ) -> None:
     """Append one event inside the caller's transaction: it commits or rolls back with its change.
 
-    Events are written with one multi-row INSERT when the transaction commits or a savepoint in it is
-    released, or before a query in it that could read them (so such a read sees them): a send records
-    three events, and building each as an ORM object cost more than the rest of recording it.
+    Events are written with one multi-row INSERT when the transaction commits, or before a query in it
+    that could read them (so such a read sees them): a send records three events, and building each as
+    an ORM object cost more than the rest of recording it.
     """
     last_seq, last_hash = _chain_head(session)
     row: dict[str, Any] = {
@@ -68,9 +68,15 @@ def record(
 
 
 @orm_event.listens_for(Session, "before_commit")
+def _write_pending_at_the_commit(session: Session) -> None:
+    """SQLAlchemy dispatches before_commit for a savepoint's release too: its events stay pending until
+    the transaction commits (`savepoint` gives them back if it rolls back), so a catch-up's group writes
+    its trail with one INSERT, not one a message."""
+    if not session.in_nested_transaction():
+        _write_pending(session)
+
+
 def _write_pending(session: Session) -> None:
-    """Fires for the transaction's commit and for each savepoint's release (SQLAlchemy dispatches
-    before_commit for both), so a savepoint's events are written inside it and roll back with it."""
     rows = session.info.pop(_PENDING, None)
     if rows:
         session.connection().execute(sa.insert(_TABLE), rows)
@@ -120,18 +126,18 @@ def savepoint(session: Session) -> Iterator[None]:
     and the head is again what it was before the block, so the next event takes the same seq.
 
     Use it rather than a bare `session.begin_nested()` wherever events are recorded. The events pending
-    from before (written only at the commit or the next query) are written first, in the enclosing
-    transaction, so a rollback here cannot take them with it; the head is read (on PostgreSQL: the
-    advisory lock taken) outside the savepoint too, so the lock is not released with it.
+    when it opens are pending again after a rollback (a query in the block may have written them inside
+    it, and the rollback took them from the table); the head is read (on PostgreSQL: the advisory lock
+    taken) outside the savepoint, so the lock is not released with it.
     """
-    _write_pending(session)
     head = _chain_head(session)
+    pending = list(session.info.get(_PENDING, ()))
     try:
         with session.begin_nested():
             yield
     except BaseException:
-        # SQLAlchemy's after_rollback also fires for a savepoint (`_forget_head`): put the head back.
-        session.info.pop(_PENDING, None)
+        # SQLAlchemy's after_rollback also fires for a savepoint (`_forget_head`): put both back.
+        session.info[_PENDING] = pending
         session.info[_HEAD] = head
         raise
 
