@@ -141,21 +141,27 @@ def _close(
 ) -> None:
     """`close_clocks` for several kinds at once, each with its own reason: one query, clocks in the
     order they were started."""
-    query = (
-        select(Clock)
-        .where(Clock.submission_id == submission_id, col(Clock.state).in_(list(OPEN_STATES)))
-        .order_by(col(Clock.id))
-    )
-    if len(kinds) < len(ClockKind):
-        query = query.where(col(Clock.kind).in_(list(kinds)))
     # Without flushing the caller's pending changes first (a catch-up's message would flush twice): the
     # answer cannot depend on them. Every new clock is flushed when it starts (`ClockKeeper._start`), and
     # a clock closed but not yet flushed comes back as the same object, whose state `_move_clock` checks.
     with session.no_autoflush:
-        clocks = session.exec(query).all()
+        found = session.exec(_OPEN_CLOCKS_OF, params={"submission": submission_id, "kinds": list(kinds)})
+        clocks = found.all()
     for clock in clocks:
         why = kinds[ClockKind(clock.kind)]
         _move_clock(session, clock, target, at=at, action=f"clock-{target}", detail={"why": why}, actor=actor)
+
+
+# Built once: a catch-up asks it for most messages, and building the statement cost more than running it.
+_OPEN_CLOCKS_OF = (
+    select(Clock)
+    .where(
+        Clock.submission_id == sa.bindparam("submission"),
+        col(Clock.state).in_(list(OPEN_STATES)),
+        col(Clock.kind).in_(sa.bindparam("kinds", expanding=True)),
+    )
+    .order_by(col(Clock.id))
+)
 
 
 def _move_clock(

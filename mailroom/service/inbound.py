@@ -28,9 +28,10 @@ from mailroom.service.reading import Reading, classify_policy, read_message
 from mailroom.service.review import ReviewDesk
 from mailroom.service.seen_before import SeenBefore
 from mailroom.store import audit, queries
-from mailroom.store.documents import DocumentStore, StoredFile
+from mailroom.store.documents import DocumentStore, StoredFile, temporary_for
 from mailroom.store.engine import transaction
 from mailroom.store.models import FolderCursor, InboundMessage
+from mailroom.store.row_ids import RowIds
 from parsers.types import NOTICE_KINDS, Kind
 
 log = logging.getLogger(__name__)
@@ -138,16 +139,20 @@ class Inbox:
         with transaction(self.engine) as session:
             seen = self._seen_before(session, mailbox, arrivals, known)
             named = NamedRows.for_readings(session, known, self.evidence.names)
+            # Each new row inserted once, with its final state, when its savepoint is released.
+            ids = RowIds(session, InboundMessage, len(arrivals))
             for arrival, raw_file, reading in zip(arrivals, stored, known, strict=True):
+                taken = ids.position
                 try:
                     with audit.savepoint(session):
                         result, line = self._ingest_in(
-                            session, arrival, mailbox, raw_file, reading, seen, named
+                            session, arrival, mailbox, raw_file, reading, seen, named, ids
                         )
                 except Exception as exc:  # one bad message must not stop the mailbox
                     log.exception(FAILED, arrival.uid)
+                    ids.rewind(taken)  # the rolled-back row's id is the quarantine row's
                     with audit.savepoint(session):
-                        self._quarantine_in(session, arrival, mailbox, exc, raw_file)
+                        self._quarantine_in(session, arrival, mailbox, exc, raw_file, ids)
                     outcomes.append((Disposition.QUARANTINE, True))
                     seen = None  # its quarantine row is new here: the rest of the group asks the database
                     continue
@@ -190,8 +195,10 @@ class Inbox:
         reading: Reading | None,
         seen: SeenBefore | None = None,
         named: NamedRows | None = None,
+        ids: RowIds | None = None,
     ) -> tuple[IngestResult, str]:
-        """One message in the caller's transaction; the result and the INFO line to log once committed."""
+        """One message in the caller's transaction; the result and the INFO line to log once committed.
+        `ids`: where the new row's id comes from, when the caller has reserved them (else its INSERT)."""
         raw, uidvalidity, uid = arrival.raw, arrival.uidvalidity, arrival.uid
         reading = reading or self.read(raw)
         received = arrival.received_at or self.now()
@@ -204,6 +211,7 @@ class Inbox:
             return duplicate, ""
         stored = self._raw_file(raw, stored)
         row = InboundMessage(
+            id=ids.take() if ids else None,
             mailbox=mailbox,
             uidvalidity=uidvalidity,
             uid=uid,
@@ -265,7 +273,8 @@ class Inbox:
 
     def reclaim_raw(self, journal: str) -> int:
         """Delete the journal's files that no committed row names (written for a group whose transaction
-        rolled back, or was cut off by a crash), then close the journal; returns how many were deleted.
+        rolled back, or was cut off by a crash; their temporaries too, for a write cut off before its
+        rename), then close the journal; returns how many were deleted.
         Call it only while no group using this journal is in flight."""
         paths = self.documents.journaled(journal)
         named: set[str | None] = set()
@@ -277,6 +286,7 @@ class Inbox:
         unnamed = [path for path in paths if str(path) not in named]
         for path in unnamed:
             self.documents.delete(path)
+            self.documents.delete(temporary_for(path))  # a store killed before its rename (a worker)
         self.documents.close_journal(journal)
         return len(unnamed)
 
@@ -309,6 +319,7 @@ class Inbox:
         mailbox: str,
         error: BaseException,
         stored: StoredFile | None,
+        ids: RowIds | None = None,
     ) -> int | None:
         raw = arrival.raw
         sha = hashlib.sha256(raw).hexdigest()
@@ -323,6 +334,7 @@ class Inbox:
             return failed_before.id
         stored = self._raw_file(raw, stored)
         row = InboundMessage(
+            id=ids.take() if ids else None,
             mailbox=mailbox,
             uidvalidity=arrival.uidvalidity,
             uid=arrival.uid,

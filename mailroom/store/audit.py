@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event as orm_event
+from sqlalchemy import orm
 from sqlalchemy.orm import ORMExecuteState, SessionTransaction
 from sqlalchemy.sql import visitors
 from sqlmodel import Session, col, select
@@ -76,7 +77,7 @@ def _write_pending_at_the_commit(session: Session) -> None:
         _write_pending(session)
 
 
-def _write_pending(session: Session) -> None:
+def _write_pending(session: orm.Session) -> None:
     rows = session.info.pop(_PENDING, None)
     if rows:
         session.connection().execute(sa.insert(_TABLE), rows)

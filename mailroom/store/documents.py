@@ -141,6 +141,11 @@ def write_private(path: Path, data: bytes) -> None:
     write_private_many([(path, data)])
 
 
+def temporary_for(path: Path) -> Path:
+    """Where `write_private_many` writes `path` before renaming it into place."""
+    return path.with_name(f".{path.name}.tmp")
+
+
 def write_private_many(files: Sequence[tuple[Path, bytes]]) -> None:
     """0600 files written via temporaries, made durable together: all written, then all fsynced, then
     all renamed, then each folder fsynced once. On ext4 the first fsync commits the journal with every
@@ -151,7 +156,7 @@ def write_private_many(files: Sequence[tuple[Path, bytes]]) -> None:
         handles = []
         try:
             for path, data in files:
-                tmp = path.with_name(f".{path.name}.tmp")
+                tmp = temporary_for(path)
                 handle = os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
                 made.append(tmp)
                 handles.append(handle)

@@ -152,9 +152,11 @@ def add_audited(
     to_state: str | None = None,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """Insert a new row and its audit event together (the row's id is known after this)."""
+    """Insert a new row and its audit event together (the row's id is known after this: flushed for it,
+    unless the caller gave the row one from `row_ids`, when the INSERT waits for the next flush)."""
     session.add(row)
-    session.flush()
+    if row.id is None:
+        session.flush()
     audit.record(
         session,
         at=now,

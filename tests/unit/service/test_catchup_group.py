@@ -28,6 +28,7 @@ from mailroom.edges.configfile import load_settings
 from mailroom.harness import dwp
 from mailroom.service.clocks import ClockKeeper
 from mailroom.service.inbound import Arrival, Disposition, Inbox
+from mailroom.store.documents import temporary_for
 from mailroom.store.models import Submission
 from tests.conftest import Env
 from tests.support import rows
@@ -146,6 +147,21 @@ def test_a_group_that_does_not_commit_leaves_nothing_and_its_files_are_reclaimed
     assert inbox.reclaim_raw(MAILBOX) == 3
     assert _raw_files(env) == set()
     monkeypatch.undo()
+    _replayed_once(env, inbox, raws)
+
+
+def test_a_store_cut_off_before_its_renames_leaves_no_temporary_after_the_reclaim(
+    make_env: Callable[..., Env],
+) -> None:
+    """A storing worker killed between writing a group's files and renaming them into place leaves
+    them under their temporary names: the reclaim deletes those too."""
+    env, inbox, raws = _setup(make_env)
+    stored = inbox.store_raw(raws, journal=MAILBOX)
+    for file in stored:
+        file.path.replace(temporary_for(file.path))
+    assert len(_raw_files(env)) == 3 and all(Path(p).name.endswith(".tmp") for p in _raw_files(env))
+    assert inbox.reclaim_raw(MAILBOX) == 3
+    assert _raw_files(env) == set()
     _replayed_once(env, inbox, raws)
 
 
@@ -285,7 +301,9 @@ def test_an_acknowledgement_and_a_rejection_in_one_group_find_their_rows_read_on
     make_env: Callable[..., Env],
 ) -> None:
     """The submissions and cases a group names are read with one query each (`NamedRows`); the second
-    notice about a report sees the state the first left it in, and the rejection starts its clock."""
+    notice about a report sees the state the first left it in, and the rejection starts its clock. Each
+    message's row is inserted once, in its final state (its id reserved), and the group's audit events
+    go in with one INSERT at the commit."""
     env, inbox, raws = _setup(make_env)
     original = EmailMessage()
     original["From"] = "reports@provider.example"
@@ -305,6 +323,10 @@ def test_an_acknowledgement_and_a_rejection_in_one_group_find_their_rows_read_on
     assert [d for d, _ in outcomes] == [Disposition.PROCESSED] * 4
     lookups = (starting(seen, "SELECT SUBMISSIONS."), starting(seen, "SELECT CASES."))
     assert lookups == (1, 1), seen
+    assert seen["INSERT INTO INBOUND_MESSAGES"] == 4 and seen["UPDATE INBOUND_MESSAGES"] == 0, seen
+    assert seen["INSERT INTO AUDIT_EVENTS"] == 1, seen
+    ids = _db(env, "SELECT id FROM inbound_messages ORDER BY uid")
+    assert ids == [(1,), (2,), (3,), (4,)]
     assert dict(_db(env, "SELECT id, state FROM submissions")) == {
         1: "rejected",
         2: "acknowledged",
