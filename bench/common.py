@@ -34,6 +34,7 @@ if str(ROOT) not in sys.path:
 from mailroom.core.config import Settings  # noqa: E402
 from mailroom.daemon.wiring import make_mailroom  # noqa: E402
 from mailroom.edges.configfile import load_settings  # noqa: E402
+from mailroom.harness.gpg import KeyAlgorithm  # noqa: E402
 from mailroom.service.cases import NewCase  # noqa: E402
 from mailroom.store.engine import make_engine, upgrade  # noqa: E402
 from tests.support.daemon import start_daemon  # noqa: E402,F401 (the benches start it from here)
@@ -197,10 +198,11 @@ def stop_daemon(process: subprocess.Popen[bytes]) -> float:
 
 
 @contextmanager
-def gpg_key() -> Iterator[tuple[GpgHome, GpgKey]]:
-    """A throwaway gpg home with one ed25519/cv25519 key and no passphrase, removed (agent too) on exit."""
+def gpg_key(algorithm: KeyAlgorithm = "cv25519") -> Iterator[tuple[GpgHome, GpgKey]]:
+    """A throwaway gpg home with one key (ed25519/cv25519 unless asked for RSA-3072) and no passphrase,
+    removed (agent too) on exit."""
     with GpgHome() as home:
-        yield home, home.generate_key("mailroom-documents@provider.example")
+        yield home, home.generate_key("mailroom-documents@provider.example", algorithm=algorithm)
 
 
 # -- a mailroom ----------------------------------------------------------------------------------------------

@@ -60,6 +60,7 @@ from bench.common import (
 from bench.imap_raw import FetchFigures, raw_fetch
 from mailroom.core.states import SubmissionState
 from mailroom.daemon.app import Parts, build
+from mailroom.daemon.catchup_workers import CatchUpWorkers
 from mailroom.daemon.watcher import STORE_GROUP, InboxWatcher
 from mailroom.harness import dwp
 from mailroom.service.notices import new_message_id
@@ -269,6 +270,8 @@ def stage_timers(parts: Parts, watcher: InboxWatcher) -> StageTimes:
     stages.wrap(parts.inbox, "read", "  of which parse + classify + trust here (not in the worker)")
     stages.wrap(parsers.message, "_pdf_text", "    of which PDF attachment text (pdfplumber)")
     stages.wrap(watcher, "_file", "MOVE to the processed or quarantine folder")
+    stages.wrap(watcher, "_stored", "waiting for a group's files (the worker's store, or the thread's)")
+    stages.wrap(CatchUpWorkers, "readings", "waiting for a group's readings (the worker's)")
     return stages
 
 
