@@ -12,13 +12,14 @@ import json
 import logging
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, col, select
 
 from mailroom.core.config import Settings
@@ -141,12 +142,16 @@ def _close(
 ) -> None:
     """`close_clocks` for several kinds at once, each with its own reason: one query, clocks in the
     order they were started."""
-    # Without flushing the caller's pending changes first (a catch-up's message would flush twice): the
-    # answer cannot depend on them. Every new clock is flushed when it starts (`ClockKeeper._start`), and
-    # a clock closed but not yet flushed comes back as the same object, whose state `_move_clock` checks.
-    with session.no_autoflush:
-        found = session.exec(_OPEN_CLOCKS_OF, params={"submission": submission_id, "kinds": list(kinds)})
-        clocks = found.all()
+    known: list[Clock] | None = session.info.get(_OPEN_BY_SUBMISSION, {}).get(submission_id)
+    if known is not None:  # read ahead for a catch-up's group (`read_open_clocks`)
+        clocks = [c for c in known if c.state in OPEN_STATES and ClockKind(c.kind) in kinds]
+    else:
+        # Without flushing the caller's pending changes first (a catch-up's message would flush twice):
+        # the answer cannot depend on them. Every new clock is flushed when it starts (`_start`), and a
+        # clock closed but not yet flushed comes back as the same object, whose state `_move_clock` checks.
+        with session.no_autoflush:
+            found = session.exec(_OPEN_CLOCKS_OF, params={"submission": submission_id, "kinds": list(kinds)})
+            clocks = list(found.all())
     for clock in clocks:
         why = kinds[ClockKind(clock.kind)]
         _move_clock(session, clock, target, at=at, action=f"clock-{target}", detail={"why": why}, actor=actor)
@@ -162,6 +167,43 @@ _OPEN_CLOCKS_OF = (
     )
     .order_by(col(Clock.id))
 )
+
+
+# The open clocks of a catch-up group's submissions, read once for the group: by submission id, in the
+# order they were started; kept in the session for its transaction, forgotten at any rollback.
+_OPEN_BY_SUBMISSION = "mailroom.service.clocks.open"
+
+
+def read_open_clocks(session: Session, submission_ids: Iterable[int]) -> None:
+    """Read the open clocks of these submissions with one query, and answer `close_clocks` for them from
+    the session until its transaction ends (clocks started meanwhile are added as they start). On
+    PostgreSQL the rows are locked, as a sweep locks them, so neither changes what the other is about to
+    close or escalate; a rollback (a savepoint's too) forgets them, and the queries answer again."""
+    ids = sorted(set(submission_ids))
+    index: dict[int, list[Clock]] = session.info.setdefault(_OPEN_BY_SUBMISSION, {})
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        query = (
+            select(Clock)
+            .where(col(Clock.submission_id).in_(chunk), col(Clock.state).in_(list(OPEN_STATES)))
+            .order_by(col(Clock.id))
+            .with_for_update(of=Clock)
+        )
+        for submission_id in chunk:
+            index.setdefault(submission_id, [])
+        for clock in session.exec(query):
+            index[clock.submission_id].append(clock)
+
+
+@sa.event.listens_for(Session, "after_rollback")
+def _forget_open_clocks(session: Session) -> None:
+    session.info.pop(_OPEN_BY_SUBMISSION, None)
+
+
+@sa.event.listens_for(Session, "after_transaction_end")
+def _forget_open_clocks_at_the_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_OPEN_BY_SUBMISSION, None)
 
 
 def _move_clock(
@@ -230,6 +272,10 @@ class ClockKeeper:
             )
         session.add_all(clocks)
         session.flush()  # the audit events name the clocks' ids
+        read_ahead: dict[int, list[Clock]] = session.info.get(_OPEN_BY_SUBMISSION, {})
+        for clock in clocks:
+            if clock.submission_id in read_ahead:
+                read_ahead[clock.submission_id].append(clock)
         for clock in clocks:
             plan = plans[ClockKind(clock.kind)]
             audit.record(

@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 from mailroom.core.config import Settings
 from mailroom.core.matching import BOUNCE_EVIDENCE, Match
 from mailroom.core.states import WAITING, InboundState
-from mailroom.service.clocks import ClockKeeper
+from mailroom.service.clocks import ClockKeeper, read_open_clocks
 from mailroom.service.evidence import Evidence
 from mailroom.service.named_rows import NamedRows
 from mailroom.service.notice_effects import NoticeEffects
@@ -139,6 +139,7 @@ class Inbox:
         with transaction(self.engine) as session:
             seen = self._seen_before(session, mailbox, arrivals, known)
             named = NamedRows.for_readings(session, known, self.evidence.names)
+            read_open_clocks(session, named.submission_ids())
             # Each new row inserted once, with its final state, when its savepoint is released.
             ids = RowIds(session, InboundMessage, len(arrivals))
             for arrival, raw_file, reading in zip(arrivals, stored, known, strict=True):

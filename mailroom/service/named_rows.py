@@ -61,6 +61,10 @@ class NamedRows:
                 case_refs += refs
         return cls.load(session, message_ids, case_refs)
 
+    def submission_ids(self) -> list[int]:
+        """The ids of the submissions found."""
+        return [sub.id for sub in self.submissions.values() if sub is not None and sub.id is not None]
+
     def submission_by_message_id(self, session: Session, message_id: str) -> Submission | None:
         if message_id in self.submissions:
             return self.submissions[message_id]

@@ -23,12 +23,15 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
+from mailroom.core.deadlines import ClockKind, ClockState
 from mailroom.daemon.wiring import make_mailroom
 from mailroom.edges.configfile import load_settings
 from mailroom.harness import dwp
-from mailroom.service.clocks import ClockKeeper
+from mailroom.service.clocks import ClockKeeper, close_clocks, read_open_clocks
 from mailroom.service.inbound import Arrival, Disposition, Inbox
+from mailroom.store import audit
 from mailroom.store.documents import temporary_for
+from mailroom.store.engine import transaction
 from mailroom.store.models import Submission
 from tests.conftest import Env
 from tests.support import rows
@@ -302,8 +305,8 @@ def test_an_acknowledgement_and_a_rejection_in_one_group_find_their_rows_read_on
 ) -> None:
     """The submissions and cases a group names are read with one query each (`NamedRows`); the second
     notice about a report sees the state the first left it in, and the rejection starts its clock. Each
-    message's row is inserted once, in its final state (its id reserved), and the group's audit events
-    go in with one INSERT at the commit."""
+    message's row is inserted once, in its final state (its id reserved), the group's audit events go
+    in with one INSERT at the commit, and its submissions' open clocks are read with one query."""
     env, inbox, raws = _setup(make_env)
     original = EmailMessage()
     original["From"] = "reports@provider.example"
@@ -325,6 +328,7 @@ def test_an_acknowledgement_and_a_rejection_in_one_group_find_their_rows_read_on
     assert lookups == (1, 1), seen
     assert seen["INSERT INTO INBOUND_MESSAGES"] == 4 and seen["UPDATE INBOUND_MESSAGES"] == 0, seen
     assert seen["INSERT INTO AUDIT_EVENTS"] == 1, seen
+    assert starting(seen, "SELECT CLOCKS.") == 1, seen  # the group's open clocks, read ahead
     ids = _db(env, "SELECT id FROM inbound_messages ORDER BY uid")
     assert ids == [(1,), (2,), (3,), (4,)]
     assert dict(_db(env, "SELECT id, state FROM submissions")) == {
@@ -356,4 +360,37 @@ def test_clocks_closed_but_not_yet_flushed_are_not_closed_again(make_env: Callab
     clocks = dict(_db(env, "SELECT kind, state FROM clocks"))
     assert clocks == {"acknowledgement": "met", "decision": "met", "correction": "running"}
     assert [action for action, _ in events].count("clock-met") == 2, events
+    assert env.run("audit", "verify").code == 0
+
+
+def test_open_clocks_read_ahead_answer_for_the_group_until_a_rollback(make_env: Callable[..., Env]) -> None:
+    """`read_open_clocks` (a catch-up group's submissions' clocks, one query): closing them asks nothing
+    more, a clock started meanwhile is closed with the rest, and a rolled-back savepoint (whose clock
+    rows are gone) makes the queries answer again."""
+    env, inbox, _ = _setup(make_env, reports=2)
+    with Session(inbox.engine) as session:
+        subs = [session.get(Submission, number) for number in (1, 2)]
+        assert all(subs)
+        inbox.clocks.on_reports_sent(session, [s for s in subs if s], now=SENT)
+        session.commit()
+    with statements(inbox.engine) as seen, transaction(inbox.engine) as session:
+        first, second = session.get(Submission, 1), session.get(Submission, 2)
+        assert first is not None and second is not None
+        read_open_clocks(session, [1, 2])
+        inbox.clocks.on_rejected(session, first, at=SENT)  # meets two, starts the correction clock
+        close_clocks(session, 1, None, ClockState.CANCELLED, at=SENT, why="test")  # the correction clock
+        assert starting(seen, "SELECT CLOCKS.") == 1, seen
+        with pytest.raises(RuntimeError), audit.savepoint(session):
+            inbox.clocks.start(session, second, ClockKind.CORRECTION, at=SENT)
+            raise RuntimeError("rolled back")
+        inbox.clocks.on_reply(session, second, at=SENT)
+        assert starting(seen, "SELECT CLOCKS.") == 2, seen  # asked again after the rollback
+    states = _db(env, "SELECT submission_id, kind, state FROM clocks ORDER BY id")
+    assert states == [
+        (1, "acknowledgement", "met"),
+        (1, "decision", "met"),
+        (2, "acknowledgement", "met"),
+        (2, "decision", "running"),
+        (1, "correction", "cancelled"),
+    ]
     assert env.run("audit", "verify").code == 0
