@@ -139,6 +139,7 @@ class Inbox:
         with transaction(self.engine) as session:
             seen = self._seen_before(session, mailbox, arrivals, known)
             named = NamedRows.for_readings(session, known, self.evidence.names)
+            audit.hold_the_trail(session)  # then the clocks' rows: the order other writers take them in
             read_open_clocks(session, named.submission_ids())
             # Each new row inserted once, with its final state, when its savepoint is released.
             ids = RowIds(session, InboundMessage, len(arrivals))

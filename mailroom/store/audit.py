@@ -121,6 +121,13 @@ def _chain_head(session: Session) -> tuple[int, str]:
     return head
 
 
+def hold_the_trail(session: Session) -> None:
+    """Take the trail's lock now (on PostgreSQL; SQLite's write lock is already held), as the first
+    event of the transaction would: a writer that locks rows and then records events takes it first,
+    so two writers cannot each hold what the other waits for."""
+    _chain_head(session)
+
+
 @contextmanager
 def savepoint(session: Session) -> Iterator[None]:
     """A SAVEPOINT that the chain follows: if the block raises, its work and its events are rolled back
