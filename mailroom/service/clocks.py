@@ -371,7 +371,10 @@ class ClockKeeper:
         if now is not None:
             query = query.where(could_fire(self.policy, self.calendar, now))
         if lock:
-            # PostgreSQL: a second daemon waits here, then sees the levels this one recorded.
+            # PostgreSQL: a second daemon waits here, then sees the levels this one recorded. The trail's
+            # lock first, the order every writer takes them in: a sweep that locked a clock and then
+            # waited for the trail, while an ingest held the trail and waited for that clock, could deadlock.
+            audit.hold_the_trail(session)
             query = query.with_for_update(of=Clock)
         rows = sorted(session.exec(query).all(), key=lambda row: (row[0].due_at, row[0].id))
         fired = fired_levels(session, [clock.id for clock, _ in rows if clock.id is not None])
