@@ -141,8 +141,7 @@ class Inbox:
             named = NamedRows.for_readings(session, known, self.evidence.names)
             audit.hold_the_trail(session)  # then the clocks' rows: the order other writers take them in
             read_open_clocks(session, named.submission_ids())
-            # Each new row inserted once, with its final state, when its savepoint is released.
-            ids = RowIds(session, InboundMessage, len(arrivals))
+            ids = RowIds(session, InboundMessage, len(arrivals))  # rows inserted once, in their final state
             for arrival, raw_file, reading in zip(arrivals, stored, known, strict=True):
                 taken = ids.position
                 try:
@@ -199,8 +198,7 @@ class Inbox:
         named: NamedRows | None = None,
         ids: RowIds | None = None,
     ) -> tuple[IngestResult, str]:
-        """One message in the caller's transaction; the result and the INFO line to log once committed.
-        `ids`: where the new row's id comes from, when the caller has reserved them (else its INSERT)."""
+        """One message in the caller's transaction; the result and the INFO line to log once committed."""
         raw, uidvalidity, uid = arrival.raw, arrival.uidvalidity, arrival.uid
         reading = reading or self.read(raw)
         received = arrival.received_at or self.now()
@@ -269,14 +267,12 @@ class Inbox:
 
     def store_raw(self, raws: Sequence[bytes], *, journal: str | None = None) -> list[StoredFile]:
         """Encrypt and write several raw messages with one gpg run, ahead of their ingest; with `journal`,
-        their names are journaled first (see `reclaim_raw`). Touches no database: a catch-up stores the
-        next group in a thread while it ingests this one."""
+        their names are journaled first (see `reclaim_raw`). Touches no database."""
         return self.documents.put_many(raws, kind="inbound", journal=journal)
 
     def reclaim_raw(self, journal: str) -> int:
-        """Delete the journal's files that no committed row names (written for a group whose transaction
-        rolled back, or was cut off by a crash; their temporaries too, for a write cut off before its
-        rename), then close the journal; returns how many were deleted.
+        """Delete the journal's files that no committed row names (their group rolled back, or was cut off
+        by a crash, perhaps before its renames), then close the journal; returns how many were deleted.
         Call it only while no group using this journal is in flight."""
         paths = self.documents.journaled(journal)
         named: set[str | None] = set()
@@ -288,7 +284,7 @@ class Inbox:
         unnamed = [path for path in paths if str(path) not in named]
         for path in unnamed:
             self.documents.delete(path)
-            self.documents.delete(temporary_for(path))  # a store killed before its rename (a worker)
+            self.documents.delete(temporary_for(path))
         self.documents.close_journal(journal)
         return len(unnamed)
 
