@@ -157,15 +157,12 @@ def _close(
         _move_clock(session, clock, target, at=at, action=f"clock-{target}", detail={"why": why}, actor=actor)
 
 
-# Built once: a catch-up asks it for most messages, and building the statement cost more than running it.
-_OPEN_CLOCKS_OF = (
-    select(Clock)
-    .where(
-        Clock.submission_id == sa.bindparam("submission"),
-        col(Clock.state).in_(list(OPEN_STATES)),
-        col(Clock.kind).in_(sa.bindparam("kinds", expanding=True)),
-    )
-    .order_by(col(Clock.id))
+# Open clocks in the order they were started. Built once, and the one-submission form with bound
+# parameters: a catch-up asks it for most messages, and building a statement cost more than running it.
+_OPEN_CLOCKS = select(Clock).where(col(Clock.state).in_(list(OPEN_STATES))).order_by(col(Clock.id))
+_OPEN_CLOCKS_OF = _OPEN_CLOCKS.where(
+    Clock.submission_id == sa.bindparam("submission"),
+    col(Clock.kind).in_(sa.bindparam("kinds", expanding=True)),
 )
 
 
@@ -183,12 +180,7 @@ def read_open_clocks(session: Session, submission_ids: Iterable[int]) -> None:
     index: dict[int, list[Clock]] = session.info.setdefault(_OPEN_BY_SUBMISSION, {})
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
-        query = (
-            select(Clock)
-            .where(col(Clock.submission_id).in_(chunk), col(Clock.state).in_(list(OPEN_STATES)))
-            .order_by(col(Clock.id))
-            .with_for_update(of=Clock)
-        )
+        query = _OPEN_CLOCKS.where(col(Clock.submission_id).in_(chunk)).with_for_update(of=Clock)
         for submission_id in chunk:
             index.setdefault(submission_id, [])
         for clock in session.exec(query):
