@@ -9,18 +9,15 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
-from mailroom.store.engine import make_engine, upgrade
+from mailroom.store.engine import make_engine
 from tests.support.postgres import Postgres
 from tests.unit.store.test_indexes import PLANS, check_upgrade_from_the_previous_schema, explaining, plan_of
 
 
 @pytest.fixture(scope="module")
 def pg_engine(postgres: Postgres) -> Iterator[Engine]:
-    engine = make_engine(postgres.create_database("indexes"))
-    upgrade(engine)
-    yield engine
-    engine.dispose()
-    postgres.drop_database("indexes")
+    with postgres.upgraded("indexes") as engine:
+        yield engine
 
 
 @pytest.mark.parametrize(("index", "query"), PLANS, ids=[name for name, _ in PLANS])
