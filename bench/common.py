@@ -332,9 +332,11 @@ def workdir(keep: bool, parent: str | None = None) -> Iterator[Path]:
 class StageTimes:
     """Wall time spent inside chosen methods of live objects, summed per stage.
 
-    `wrap` replaces one bound method on one instance (never the class) with a timing shim that costs about a
-    microsecond per call, so the code being measured is the production code. Stages may nest (decrypt runs
-    inside compose); the table says which.
+    `wrap` replaces one bound method on one instance with a timing shim that costs about a microsecond per
+    call, so the code being measured is the production code. For objects the code makes as it runs (the
+    catch-up's `CatchUpWorkers`) the owner is their class, and every instance is timed for the rest of the
+    process: a bench's process ends with its run. Stages may nest (decrypt runs inside compose); the table
+    says which.
     """
 
     def __init__(self) -> None:
